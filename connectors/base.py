@@ -1,0 +1,86 @@
+"""The neutral connector protocol: raw body bytes and headers in, events out.
+
+Connectors never see aiohttp. ``gateway/http.py`` turns a web request into an
+:class:`InboundRequest` and a :class:`ConnectorResult` (or a
+:class:`~gateway.errors.RequestError`) back into a response. Verification and
+parsing are CPU-only, so ``handle`` is synchronous.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.errors import BadSignature, MalformedPayload, StaleTimestamp
+from gateway.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    #: Path parameter: Slack's endpoint (events, interactions, commands), the Telegram bot name,
+    #: or the webhook source name.
+    target: str
+    #: Header names lower-cased.
+    headers: Mapping[str, str]
+    body: bytes
+    #: Unix time the request arrived (injected so tests control the clock).
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorResult:
+    """What to publish, and what to answer once it is durably queued.
+
+    ``events`` empty means nothing to publish (a challenge, a ping): answer at once.
+    """
+
+    events: list[Event] = field(default_factory=list)
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+class Connector(Protocol):
+    platform: str
+
+    def handles(self, target: str) -> bool:
+        """True when ``target`` (bot, source or endpoint) is configured and enabled."""
+        ...
+
+    def handle(self, request: InboundRequest) -> ConnectorResult: ...
+
+
+def secrets_equal(a: str | bytes, b: str | bytes) -> bool:
+    """Constant-time comparison; never short-circuits on the first differing byte."""
+    left = a.encode() if isinstance(a, str) else a
+    right = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(left, right)
+
+
+def check_timestamp(raw: str | None, now: float, window: int, *, platform: str, header: str) -> int:
+    """Parse a Unix-seconds timestamp header and refuse it outside ``now ± window``."""
+    if not raw:
+        raise BadSignature(f"missing {header} header", platform=platform)
+    try:
+        ts = int(raw)
+    except ValueError as exc:
+        raise BadSignature(f"{header} is not a Unix timestamp", platform=platform) from exc
+    if abs(now - ts) > window:
+        raise StaleTimestamp(
+            f"{header} is {int(now - ts)} s from now, outside the {window} s replay window",
+            platform=platform,
+        )
+    return ts
+
+
+def parse_json_object(body: bytes, *, platform: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedPayload("body is not valid JSON", platform=platform) from exc
+    if not isinstance(data, dict):
+        raise MalformedPayload("body is not a JSON object", platform=platform)
+    return data

@@ -1,0 +1,1 @@
+"""Slack: Events API, interactivity and slash commands in; Web API out."""

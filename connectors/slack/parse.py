@@ -1,0 +1,141 @@
+"""Slack payloads (Events API, interactivity, slash commands) into :class:`Event`.
+
+Slack sends other apps' bot messages (``bot_id``), ``subtype: bot_message``,
+``message_changed`` and ``message_deleted`` to the same ``message``
+subscription; they are marked with ``skip_reason`` so no agent answers them.
+https://api.slack.com/events/message#subtypes
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.events import Event, EventKind, ReplyAddress, Sender
+from gateway.routing import conversation_key
+
+#: Message subtypes a person writes; every other subtype is platform noise.
+_HUMAN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+
+
+def _address(team: str, channel: str, thread: str | None, ts: str | None, user: str | None, **kw: Any) -> ReplyAddress:
+    return ReplyAddress(platform="slack", bot=team, channel=channel, thread=thread, message=ts, user=user, **kw)
+
+
+def _event(delivery_id: str, kind: EventKind, address: ReplyAddress, **fields: Any) -> Event:
+    return Event(
+        platform="slack",
+        delivery_id=delivery_id,
+        kind=kind,
+        conversation_key=conversation_key(address),
+        reply_to=address,
+        **fields,
+    )
+
+
+def _message_kind(ev: dict[str, Any]) -> tuple[EventKind, str | None]:
+    subtype = ev.get("subtype")
+    if subtype == "message_changed":
+        return EventKind.EDIT, "edit"
+    if subtype == "message_deleted":
+        return EventKind.DELETE, "delete"
+    if ev.get("bot_id") or subtype == "bot_message":
+        return EventKind.MESSAGE, "bot message"
+    if subtype not in _HUMAN_SUBTYPES:
+        return EventKind.OTHER, f"subtype {subtype}"
+    return EventKind.MESSAGE, None
+
+
+def _bot_user_ids(envelope: dict[str, Any]) -> set[str]:
+    """The app's own bot user ids: its own messages must never start a turn."""
+    auths = envelope.get("authorizations") or []
+    return {str(a.get("user_id")) for a in auths if isinstance(a, dict) and a.get("is_bot")}
+
+
+def event_from_callback(envelope: dict[str, Any]) -> Event:
+    """An ``event_callback`` envelope into one event."""
+    ev: dict[str, Any] = envelope.get("event") or {}
+    team = str(envelope.get("team_id") or ev.get("team") or "")
+    etype = ev.get("type")
+    inner = ev.get("message") if ev.get("subtype") == "message_changed" else ev
+    inner = inner if isinstance(inner, dict) else ev
+    channel = str(ev.get("channel") or ev.get("item", {}).get("channel") or "")
+    ts = inner.get("ts")
+    thread = inner.get("thread_ts") or ts
+    skip: str | None
+    if etype == "message":
+        kind, skip = _message_kind(ev)
+    elif etype == "app_mention":
+        kind, skip = EventKind.MENTION, ("bot message" if ev.get("bot_id") else None)
+    elif etype in ("reaction_added", "reaction_removed"):
+        kind, skip = EventKind.REACTION, "reaction"
+        ts = ev.get("item", {}).get("ts")
+        thread = ts
+    else:
+        kind, skip = EventKind.OTHER, f"event type {etype}"
+    user = inner.get("user") or ev.get("user")
+    if skip is None and user and str(user) in _bot_user_ids(envelope):
+        skip = "own message"
+    address = _address(team, channel, thread, ts, user)
+    return _event(
+        str(envelope.get("event_id") or ""),
+        kind,
+        address,
+        sender=Sender(id=str(user or inner.get("bot_id") or ""), is_bot=bool(inner.get("bot_id"))),
+        text=str(inner.get("text") or ""),
+        skip_reason=skip,
+        message_ref=f"slack:{team}:{channel}:{ts}" if ts else None,
+        raw=envelope,
+    )
+
+
+def event_from_command(form: dict[str, str]) -> Event:
+    """A slash command (``application/x-www-form-urlencoded``) into one event."""
+    team = form.get("team_id", "")
+    address = _address(
+        team, form.get("channel_id", ""), None, None, form.get("user_id"),
+        response_url=form.get("response_url"),
+    )
+    command = form.get("command", "")
+    text = form.get("text", "")
+    return _event(
+        form.get("trigger_id") or f"{team}:{command}:{form.get('user_id')}:{text}",
+        EventKind.COMMAND,
+        address,
+        sender=Sender(id=form.get("user_id", ""), name=form.get("user_name")),
+        text=f"{command} {text}".strip(),
+        raw=dict(form),
+    )
+
+
+def _action_text(payload: dict[str, Any]) -> str:
+    actions = payload.get("actions") or []
+    if not actions:
+        return str(payload.get("callback_id") or payload.get("type") or "")
+    action = actions[0]
+    for key in ("value", "selected_date", "selected_user", "selected_channel"):
+        if action.get(key):
+            return str(action[key])
+    option = action.get("selected_option") or {}
+    return str(option.get("value") or action.get("action_id") or "")
+
+
+def event_from_interaction(payload: dict[str, Any]) -> Event:
+    """An interactivity payload (``payload=`` JSON in a form) into one event."""
+    team = str((payload.get("team") or {}).get("id") or payload.get("user", {}).get("team_id") or "")
+    container = payload.get("container") or {}
+    message = payload.get("message") or {}
+    channel = str((payload.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    ts = message.get("ts") or container.get("message_ts")
+    thread = message.get("thread_ts") or container.get("thread_ts") or ts
+    user = payload.get("user") or {}
+    address = _address(team, channel, thread, ts, user.get("id"), response_url=payload.get("response_url"))
+    actions = payload.get("actions") or [{}]
+    delivery = payload.get("trigger_id") or f"{team}:{user.get('id')}:{actions[0].get('action_ts')}"
+    return _event(
+        str(delivery),
+        EventKind.ACTION,
+        address,
+        sender=Sender(id=str(user.get("id") or ""), name=user.get("username") or user.get("name")),
+        text=_action_text(payload),
+        raw=payload,
+    )

@@ -1,0 +1,1 @@
+"""Any service that signs its webhooks the Standard Webhooks way; signed callbacks out."""

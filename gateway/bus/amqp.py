@@ -1,0 +1,203 @@
+"""RabbitMQ through aio-pika: persistent, confirmed, mandatory publishes.
+
+The connection is robust (aio-pika reconnects and restores channels and
+consumers by itself). While it is down every publish fails fast with
+:class:`PublishError`, so the HTTP layer answers 503 and the platform retries.
+Acks on a delivery from a connection that died fail quietly: the broker has
+already put that message back and will deliver it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError, DeliveryError
+
+from gateway.bus.base import Delivery, Handler, QueueInfo
+from gateway.bus.topology import Topology
+from gateway.errors import PublishError
+
+log = structlog.get_logger(__name__)
+_PUBLISH_ERRORS = (AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError, RuntimeError)
+
+
+def _delivery(message: AbstractIncomingMessage, *, auto_acked: bool = False) -> Delivery:
+    headers = dict(message.headers or {})
+    count = headers.get("x-delivery-count")
+    redeliveries = int(count) if isinstance(count, int) else (1 if message.redelivered else 0)
+
+    async def settle(how: str) -> None:
+        if auto_acked:
+            return
+        try:
+            if how == "ack":
+                await message.ack()
+            elif how == "requeue":
+                await message.nack(requeue=True)
+            else:
+                await message.reject(requeue=False)
+        except _PUBLISH_ERRORS as exc:
+            log.warning("settle_failed", how=how, error=str(exc), hint="the broker will redeliver it")
+
+    return Delivery(
+        body=message.body,
+        headers=headers,
+        routing_key=message.routing_key or "",
+        exchange=message.exchange or "",
+        message_id=message.message_id,
+        redeliveries=redeliveries,
+        _settle=settle,
+    )
+
+
+class _AmqpSubscription:
+    def __init__(self, channel: AbstractChannel, queue: AbstractQueue, tag: str) -> None:
+        self._channel = channel
+        self._queue = queue
+        self._tag = tag
+        self._cancelled = False
+
+    async def cancel(self) -> None:
+        if self._cancelled:
+            return
+        self._cancelled = True
+        with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
+            await self._queue.cancel(self._tag, timeout=5)
+
+    async def close(self) -> None:
+        await self.cancel()
+        with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
+            await self._channel.close()
+
+
+class AmqpBus:
+    def __init__(self, url: str, topology: Topology, *, connect_timeout: float = 5.0) -> None:
+        self.topology = topology
+        self._url = url
+        self._timeout = connect_timeout
+        self._conn: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def start(self) -> None:
+        self._conn = await aio_pika.connect_robust(
+            self._url, timeout=self._timeout, client_properties={"connection_name": "chat-gateway"}
+        )
+        self._channel = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+        await self._declare(self._channel)
+
+    async def _declare(self, channel: AbstractChannel) -> None:
+        kinds = {"direct": aio_pika.ExchangeType.DIRECT, "fanout": aio_pika.ExchangeType.FANOUT}
+        for name, kind in self.topology.exchanges():
+            self._exchanges[name] = await channel.declare_exchange(name, kinds[kind], durable=True)
+        for spec in self.topology.queues():
+            args: dict[str, Any] = {"x-queue-type": "quorum"}
+            if spec.single_active:
+                args["x-single-active-consumer"] = True
+            await channel.declare_queue(spec.name, durable=True, arguments=args)
+        for b in self.topology.bindings():
+            queue = await channel.get_queue(b.queue, ensure=False)
+            await queue.bind(self._exchanges[b.exchange], routing_key=b.routing_key)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(*_PUBLISH_ERRORS):
+                await self._conn.close()
+        self._conn = None
+
+    async def ping(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed and self._channel is not None and (
+            not self._channel.is_closed
+        )
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        headers: dict[str, Any] | None = None,
+        message_id: str | None = None,
+        timeout: float = 2.0,
+    ) -> None:
+        target = self._exchanges.get(exchange)
+        if target is None or self._channel is None or self._channel.is_closed:
+            raise PublishError("RabbitMQ is not connected", event_id=message_id)
+        message = aio_pika.Message(
+            body,
+            headers=headers or {},
+            message_id=message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/json",
+        )
+        try:
+            await asyncio.wait_for(target.publish(message, routing_key, mandatory=True), timeout)
+        except TimeoutError as exc:
+            raise PublishError(f"RabbitMQ did not confirm within {timeout} s", event_id=message_id) from exc
+        except DeliveryError as exc:
+            raise PublishError(f"RabbitMQ refused the message: {exc}", event_id=message_id) from exc
+        except _PUBLISH_ERRORS as exc:
+            raise PublishError(f"RabbitMQ is unavailable: {exc!r}", event_id=message_id) from exc
+
+    async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
+        if self._conn is None:
+            raise PublishError("RabbitMQ is not connected")
+        channel = await self._conn.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    async def subscribe(self, queue: str, handler: Handler, *, prefetch: int) -> _AmqpSubscription:
+        channel = await self._consumer_channel(prefetch)
+        q = await channel.get_queue(queue, ensure=False)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await handler(_delivery(message))
+
+        tag = await q.consume(on_message)
+        return _AmqpSubscription(channel, q, tag)
+
+    async def get(self, queue: str) -> Delivery | None:
+        if self._channel is None:
+            raise PublishError("RabbitMQ is not connected")
+        q = await self._channel.get_queue(queue, ensure=False)
+        message = await q.get(fail=False, timeout=5)
+        return None if message is None else _delivery(message)
+
+    async def tap(self, bindings: list[tuple[str, str]], handler: Handler, *, max_length: int) -> _AmqpSubscription:
+        channel = await self._consumer_channel(prefetch=max(100, min(max_length, 1000)))
+        q = await channel.declare_queue(
+            "", exclusive=True, auto_delete=True, durable=False,
+            arguments={"x-max-length": max_length, "x-overflow": "drop-head"},
+        )
+        for exchange, key in bindings:
+            await q.bind(exchange, routing_key=key)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await handler(_delivery(message, auto_acked=True))
+
+        tag = await q.consume(on_message, no_ack=True)
+        return _AmqpSubscription(channel, q, tag)
+
+    async def queue_info(self, queue: str) -> QueueInfo:
+        if self._conn is None:
+            raise PublishError("RabbitMQ is not connected")
+        channel = await self._conn.channel(publisher_confirms=False)
+        try:
+            q = await channel.declare_queue(queue, passive=True)
+            result = q.declaration_result
+            return QueueInfo(queue, int(result.message_count or 0), int(result.consumer_count or 0))
+        finally:
+            with contextlib.suppress(*_PUBLISH_ERRORS):
+                await channel.close()

@@ -1,0 +1,69 @@
+"""The ``gateway`` command.
+
+    gateway dev       ingress + consumers + sender in one process (the embedded default)
+    gateway serve     HTTP ingress only (needs AMQP_URL and REDIS_URL)
+    gateway consume   dispatch and outbound workers (needs AMQP_URL and REDIS_URL)
+    gateway tail      live view of inbound, outbound and dead letters
+    gateway dlq       list | show | replay | purge dead letters
+    gateway send      sign and post a sample event to a running gateway
+    gateway status    queues, consumers, partitions, dead letters
+    gateway check     validate configuration and reach the broker and Redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway import logs
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from gateway.commands import register
+
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register(sub)
+    return parser
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"gateway: invalid environment: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.resolved_log_format, settings.log_level)
+    run: Command = args.run
+    _install_uvloop()
+    try:
+        return asyncio.run(run(settings, args))
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

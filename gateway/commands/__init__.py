@@ -1,0 +1,13 @@
+"""One module per CLI command; ``register`` wires them into argparse."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.commands import check, serve
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    for module in (serve, check):
+        module.register(sub)

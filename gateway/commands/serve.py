@@ -1,0 +1,40 @@
+"""``gateway serve`` (ingress only) and ``gateway dev`` (everything in one process)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import structlog
+
+from gateway.http import HttpState, build_app
+from gateway.runtime import Runtime, open_runtime, require_services
+from gateway.server import serve_http, stop_event
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def ingress_state(rt: Runtime) -> HttpState:
+    registry = rt.registry()
+    for note in registry.notes:
+        log.info("connector", note=note)
+    return HttpState(
+        bus=rt.bus, store=rt.store, metrics=rt.metrics, registry=registry,
+        ingestor=rt.ingestor(), max_body=rt.settings.max_body_bytes,
+    )
+
+
+async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    require_services(settings, "serve")
+    stop = stop_event()
+    async with open_runtime(settings, block_until_connected=False) as rt:
+        state = ingress_state(rt)  # bad configuration fails here, before listening
+        app = build_app(state)
+        await serve_http(app, settings.host, settings.port, stop, grace=settings.shutdown_grace)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("serve", help="HTTP ingress only (needs AMQP_URL and REDIS_URL)")
+    p.set_defaults(run=run_serve)

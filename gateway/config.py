@@ -1,0 +1,136 @@
+"""``gateway.toml``: more Telegram bots, webhook sources, agents and routes.
+
+Secrets never live in the file: a bot or source names the environment
+variables that hold them (``token_env``, ``secret_env``). Example::
+
+    [telegram.bots.support]
+    token_env = "SUPPORT_BOT_TOKEN"
+    secret_token_env = "SUPPORT_BOT_SECRET"
+
+    [webhooks.sources.shop]
+    secret_env = "SHOP_WEBHOOK_SECRET"     # several secrets, space separated, for rotation
+    customer_pointer = "/customer/id"
+    text_pointer = "/message/text"
+    reply_url = "https://shop.example.com/agent-replies"
+    reply_secret_env = "SHOP_REPLY_SECRET"  # signs callbacks; defaults to the first inbound secret
+
+    [agents.support]
+    path = "examples.support_agent:agent"
+
+    [[routes]]
+    platform = "slack"
+    channel = "C0123"
+    agent = "support"
+    key = "channel"        # thread (default) | channel | user
+    busy = "collect"       # queue (default) | collect
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from gateway.errors import ConfigError
+
+KeyGranularity = Literal["thread", "channel", "user", "customer"]
+BusyPolicy = Literal["queue", "collect"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _secret_from_env(var: str | None, what: str) -> SecretStr | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise ConfigError(f"{what}: environment variable {var} is not set")
+    return SecretStr(value)
+
+
+class TelegramBotConfig(_Strict):
+    token_env: str
+    secret_token_env: str
+    api_url: str | None = None
+
+    def token(self, name: str) -> SecretStr:
+        secret = _secret_from_env(self.token_env, f"telegram bot {name!r} token")
+        assert secret is not None
+        return secret
+
+    def secret_token(self, name: str) -> SecretStr:
+        secret = _secret_from_env(self.secret_token_env, f"telegram bot {name!r} secret token")
+        assert secret is not None
+        return secret
+
+
+class WebhookSourceConfig(_Strict):
+    secret_env: str
+    customer_pointer: str = "/customer_id"
+    text_pointer: str = "/text"
+    type_pointer: str | None = "/type"
+    reply_url: str | None = None
+    reply_secret_env: str | None = None
+
+    def secrets(self, name: str) -> list[SecretStr]:
+        raw = _secret_from_env(self.secret_env, f"webhook source {name!r} secret")
+        assert raw is not None
+        return [SecretStr(s) for s in raw.get_secret_value().split()]
+
+    def reply_secret(self, name: str) -> SecretStr:
+        explicit = _secret_from_env(self.reply_secret_env, f"webhook source {name!r} reply secret")
+        return explicit if explicit is not None else self.secrets(name)[0]
+
+
+class AgentConfig(_Strict):
+    path: str
+    options: dict[str, object] = Field(default_factory=dict)
+
+
+class RouteConfig(_Strict):
+    platform: Literal["slack", "telegram", "webhook"]
+    #: Slack team, Telegram bot name or webhook source; None matches any.
+    bot: str | None = None
+    #: Slack channel id or Telegram chat id; None matches any.
+    channel: str | None = None
+    agent: str | None = None
+    key: KeyGranularity = "thread"
+    busy: BusyPolicy = "queue"
+
+
+class TelegramSection(_Strict):
+    bots: dict[str, TelegramBotConfig] = Field(default_factory=dict)
+
+
+class WebhookSection(_Strict):
+    sources: dict[str, WebhookSourceConfig] = Field(default_factory=dict)
+
+
+class GatewayFile(_Strict):
+    telegram: TelegramSection = Field(default_factory=TelegramSection)
+    webhooks: WebhookSection = Field(default_factory=WebhookSection)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    routes: list[RouteConfig] = Field(default_factory=list)
+
+
+def load_config_file(path: Path | None) -> GatewayFile:
+    if path is None:
+        return GatewayFile()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"GATEWAY_CONFIG points to {path}, which does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return GatewayFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

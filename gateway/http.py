@@ -1,0 +1,140 @@
+"""The only module that imports aiohttp's server.
+
+Two small conversions, as in bolt-python's aiohttp adapter: a web request
+into a neutral :class:`InboundRequest`, a :class:`ConnectorResult` or error
+into a web response. Agents never run here: verify, normalize, dedupe,
+publish, answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+from aiohttp import web
+
+from connectors import InboundRequest, Registry
+from connectors.base import ConnectorResult
+from gateway.bus.base import Bus
+from gateway.errors import PayloadTooLarge, PublishError, RequestError, StoreUnavailable
+from gateway.ingest import Ingestor, Outcome
+from gateway.metrics import Metrics
+from gateway.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class HttpState:
+    bus: Bus
+    store: Store
+    metrics: Metrics
+    registry: Registry | None = None
+    ingestor: Ingestor | None = None
+    max_body: int = 1024 * 1024
+    draining: bool = False
+    #: Extra readiness checks (e.g. "consumer holds its leases"); name -> async check.
+    checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
+
+
+STATE = web.AppKey("state", HttpState)
+
+
+def _error(status: int, reason: str, *, retry_after: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return web.json_response({"ok": False, "error": reason}, status=status, headers=headers)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(f"body is over the {limit}-byte limit") from exc
+
+
+async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> web.Response:
+    assert state.ingestor is not None
+    for event in result.events:
+        with structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform):
+            outcome = await state.ingestor.accept(event)
+        if outcome is Outcome.IN_FLIGHT:
+            state.metrics.requests.labels(platform, "in_flight").inc()
+            return _error(503, "this delivery is being accepted by another request; retry", retry_after=1)
+        state.metrics.requests.labels(platform, str(outcome)).inc()
+    if not result.events:
+        state.metrics.requests.labels(platform, "answered").inc()
+    return web.Response(status=result.status, body=result.body, content_type=result.content_type)
+
+
+def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        target = request.match_info[param]
+        connector = state.registry.get(platform) if state.registry else None
+        if connector is None or not connector.handles(target):
+            state.metrics.requests.labels(platform, "not_found").inc()
+            return _error(404, f"the {platform} connector is not enabled for {target!r}")
+        if state.draining:
+            state.metrics.requests.labels(platform, "draining").inc()
+            return _error(503, "this gateway is shutting down; retry", retry_after=1)
+        try:
+            body = await _read_body(request, state.max_body)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            result = connector.handle(InboundRequest(target, headers, body, time.time()))
+        except RequestError as exc:
+            state.metrics.requests.labels(platform, type(exc).__name__).inc()
+            log.info("request_refused", platform=platform, target=target, status=exc.status, reason=exc.reason)
+            return _error(exc.status, exc.reason)
+        except Exception:  # a parser bug must not become a 500 the platform retries forever
+            state.metrics.requests.labels(platform, "unparseable").inc()
+            log.exception("request_unparseable", platform=platform, target=target)
+            return _error(400, "the payload could not be parsed")
+        try:
+            return await _ingest(state, platform, result)
+        except (PublishError, StoreUnavailable) as exc:
+            state.metrics.requests.labels(platform, "unavailable").inc()
+            log.warning("event_not_queued", platform=platform, error=str(exc))
+            return _error(503, "the event could not be queued durably; retry", retry_after=1)
+        except Exception:
+            state.metrics.requests.labels(platform, "unavailable").inc()
+            log.exception("event_not_queued", platform=platform)
+            return _error(503, "the event could not be queued durably; retry", retry_after=1)
+
+    return handler
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    checks = {"broker": await state.bus.ping(), "store": await state.store.ping()}
+    for name, check in state.checks.items():
+        checks[name] = await check()
+    ready = all(checks.values()) and not state.draining
+    body = {"ok": ready, "draining": state.draining, **checks}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data = request.app[STATE].metrics.render()
+    return web.Response(body=data, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+def build_app(state: HttpState, *, webhooks: bool = True) -> web.Application:
+    """The web app. ``webhooks=False`` serves only health and metrics (for ``gateway consume``)."""
+    app = web.Application(client_max_size=state.max_body)
+    app[STATE] = state
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    if webhooks:
+        app.router.add_post("/slack/{endpoint}", _webhook("slack", "endpoint"))
+        app.router.add_post("/telegram/{bot}", _webhook("telegram", "bot"))
+        app.router.add_post("/webhooks/{source}", _webhook("webhook", "source"))
+    return app

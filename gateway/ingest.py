@@ -1,0 +1,70 @@
+"""Route, deduplicate and publish one accepted event.
+
+Dedupe on the platform's delivery id. The claim is first a short *pending*
+mark, upgraded to *done* for 24 h after RabbitMQ confirmed; it is released when
+publishing fails. A retry that arrives while the first attempt is still
+publishing is answered 503 (the platform retries again), never 200: a 200 for
+an attempt that then fails would lose the event.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import structlog
+
+from gateway.events import Event
+from gateway.metrics import Metrics
+from gateway.publish import Publisher
+from gateway.routing import Router
+from gateway.store.base import Store
+
+log = structlog.get_logger(__name__)
+PENDING_TTL = 30.0
+
+
+class Outcome(StrEnum):
+    PUBLISHED = "published"
+    DUPLICATE = "duplicate"
+    IN_FLIGHT = "in_flight"
+
+
+def dedupe_key(event: Event) -> str:
+    return f"dedupe:{event.platform}:{event.reply_to.bot}:{event.delivery_id}"
+
+
+class Ingestor:
+    def __init__(self, publisher: Publisher, store: Store, router: Router, metrics: Metrics, *,
+                 dedupe_ttl: float = 86400) -> None:
+        self._publisher = publisher
+        self._store = store
+        self._router = router
+        self._metrics = metrics
+        self._ttl = dedupe_ttl
+
+    async def accept(self, event: Event) -> Outcome:
+        """Publish ``event`` once. Raises PublishError or StoreUnavailable when it could not be queued."""
+        event = self._router.apply(event)
+        key = dedupe_key(event)
+        existing = await self._store.claim(key, f"pending:{event.id}", PENDING_TTL)
+        if existing is not None:
+            self._metrics.dedupe_hits.labels(event.platform).inc()
+            return Outcome.IN_FLIGHT if existing.startswith("pending:") else Outcome.DUPLICATE
+        try:
+            await self._publisher.event(event)
+        except BaseException:
+            await self._release(key)
+            raise
+        try:
+            await self._store.put(key, f"done:{event.id}", self._ttl)
+        except Exception as exc:  # published: answer 200; a retry after PENDING_TTL is caught downstream
+            log.warning("dedupe_mark_failed", event_id=event.id, error=str(exc))
+        log.info("event_accepted", event_id=event.id, platform=event.platform,
+                 conversation_key=event.conversation_key, kind=str(event.kind), agent=event.agent)
+        return Outcome.PUBLISHED
+
+    async def _release(self, key: str) -> None:
+        try:
+            await self._store.delete(key)
+        except Exception as exc:  # the pending mark expires by itself within PENDING_TTL
+            log.warning("dedupe_release_failed", key=key, error=str(exc))

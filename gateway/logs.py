@@ -1,0 +1,45 @@
+"""structlog set-up: JSON for machines, console for people, secrets never.
+
+Context (event id, platform, conversation key) is bound with
+``structlog.contextvars`` so every line from a webhook to its reply carries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+#: Keys whose values never reach a log line, whatever the caller passes.
+_REDACT = ("secret", "token", "signature", "password", "authorization", "body", "raw", "api_key")
+
+
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if any(word in key.lower() for word in _REDACT):
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure(fmt: str = "json", level: str = "info") -> None:
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

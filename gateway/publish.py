@@ -1,0 +1,55 @@
+"""Publishing envelopes to their partition, confirmed and timed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gateway.bus.base import Bus
+from gateway.events import Event, OutboundMessage
+from gateway.metrics import Metrics
+
+
+def event_headers(event: Event) -> dict[str, Any]:
+    """Small headers that let a tail filter without parsing bodies."""
+    return {
+        "platform": event.platform,
+        "kind": str(event.kind),
+        "conversation_key": event.conversation_key,
+        "agent": event.agent or "",
+    }
+
+
+class Publisher:
+    def __init__(self, bus: Bus, metrics: Metrics, *, timeout: float = 2.0) -> None:
+        self.bus = bus
+        self.topology = bus.topology
+        self._metrics = metrics
+        self._timeout = timeout
+
+    async def _publish(self, exchange: str, key: str, body: bytes, headers: dict[str, Any], msg_id: str) -> None:
+        start = time.perf_counter()
+        await self.bus.publish(exchange, key, body, headers=headers, message_id=msg_id, timeout=self._timeout)
+        self._metrics.publish_seconds.labels(exchange).observe(time.perf_counter() - start)
+
+    async def event(self, event: Event) -> None:
+        partition = self.topology.partition_of(event.conversation_key)
+        await self._publish(
+            self.topology.events_exchange, str(partition), event.model_dump_json().encode(),
+            event_headers(event), event.id,
+        )
+
+    async def outbound(self, message: OutboundMessage) -> None:
+        partition = self.topology.partition_of(message.conversation_key)
+        headers = {
+            "platform": message.to.platform,
+            "kind": message.action,
+            "conversation_key": message.conversation_key,
+            "event_id": message.event_id,
+        }
+        await self._publish(
+            self.topology.outbound_exchange, str(partition), message.model_dump_json().encode(), headers, message.id
+        )
+
+    async def dead(self, body: bytes, headers: dict[str, Any], msg_id: str | None) -> None:
+        await self._publish(self.topology.dead_exchange, "", body, headers, msg_id or "")

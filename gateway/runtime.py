@@ -1,0 +1,118 @@
+"""Assembling the parts from settings, and their lifecycles.
+
+``AMQP_URL`` / ``REDIS_URL`` pick RabbitMQ and Redis; without them ``gateway dev``
+uses the in-process twins (and says loudly that accepted work is lost on exit),
+while ``serve`` and ``consume`` refuse to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+
+from connectors import Registry, build_registry
+from gateway.bus.amqp import AmqpBus
+from gateway.bus.base import Bus
+from gateway.bus.memory import MemoryBus
+from gateway.bus.topology import Topology
+from gateway.config import GatewayFile
+from gateway.errors import ConfigError
+from gateway.ingest import Ingestor
+from gateway.metrics import Metrics
+from gateway.publish import Publisher
+from gateway.routing import Router
+from gateway.settings import Settings
+from gateway.store.base import Store
+from gateway.store.memory import MemoryStore
+from gateway.store.redis import RedisStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    file: GatewayFile
+    bus: Bus
+    store: Store
+    metrics: Metrics
+    publisher: Publisher
+    router: Router
+    embedded: bool
+
+    def registry(self) -> Registry:
+        return build_registry(self.settings, self.file)
+
+    def ingestor(self) -> Ingestor:
+        return Ingestor(self.publisher, self.store, self.router, self.metrics, dedupe_ttl=self.settings.dedupe_ttl)
+
+
+def make_bus(settings: Settings) -> Bus:
+    topology = Topology(settings.namespace, settings.partitions)
+    if settings.amqp_url is None:
+        return MemoryBus(topology)
+    return AmqpBus(settings.amqp_url.get_secret_value(), topology)
+
+
+def make_store(settings: Settings) -> Store:
+    if settings.redis_url is None:
+        return MemoryStore(settings.namespace)
+    return RedisStore(settings.redis_url.get_secret_value(), settings.namespace)
+
+
+def require_services(settings: Settings, command: str) -> None:
+    missing = [n for n, v in (("AMQP_URL", settings.amqp_url), ("REDIS_URL", settings.redis_url)) if v is None]
+    if missing:
+        raise ConfigError(
+            f"gateway {command} needs {' and '.join(missing)} (e.g. amqp://guest:guest@127.0.0.1:5672/ and "
+            "redis://127.0.0.1:6379/0); for a single process without them run `gateway dev`"
+        )
+
+
+async def connect_bus(bus: Bus, *, retry_every: float = 2.0, attempts: int | None = None) -> None:
+    """Connect, retrying while the broker is down (HTTP answers 503 meanwhile)."""
+    n = 0
+    while True:
+        n += 1
+        try:
+            await bus.start()
+            if n > 1:
+                log.info("broker_connected", attempts=n)
+            return
+        except Exception as exc:
+            if attempts is not None and n >= attempts:
+                raise
+            if n == 1 or n % 15 == 0:
+                log.warning("broker_unreachable", error=str(exc), retry_in=retry_every,
+                            hint="check AMQP_URL and that RabbitMQ is running")
+            await asyncio.sleep(retry_every)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings, *, block_until_connected: bool = True) -> AsyncIterator[Runtime]:
+    file = settings.load_file()
+    bus = make_bus(settings)
+    store = make_store(settings)
+    metrics = Metrics()
+    embedded = settings.amqp_url is None or settings.redis_url is None
+    rt = Runtime(
+        settings=settings, file=file, bus=bus, store=store, metrics=metrics,
+        publisher=Publisher(bus, metrics, timeout=settings.publish_timeout),
+        router=Router(file.routes, settings.default_agent), embedded=embedded,
+    )
+    connecting: asyncio.Task[None] | None = None
+    if block_until_connected:
+        await connect_bus(bus)
+    else:
+        connecting = asyncio.create_task(connect_bus(bus))
+    try:
+        yield rt
+    finally:
+        if connecting is not None:
+            connecting.cancel()
+        await bus.close()
+        await store.close()

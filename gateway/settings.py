@@ -1,0 +1,87 @@
+"""Settings: every environment variable of DESIGN.md, read once into one object.
+
+Secrets are :class:`~pydantic.SecretStr` and never appear in ``repr`` or logs.
+Tuning knobs beyond the public contract are prefixed ``GATEWAY_`` too.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.config import GatewayFile, load_config_file
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
+
+    host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST"))
+    port: int = Field(8080, validation_alias=_env("GATEWAY_PORT"))
+    namespace: str = Field("gw", validation_alias=_env("GATEWAY_NAMESPACE"), pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    amqp_url: SecretStr | None = Field(None, validation_alias=_env("AMQP_URL"))
+    redis_url: SecretStr | None = Field(None, validation_alias=_env("REDIS_URL"))
+
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_secret_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_SECRET_TOKEN"))
+    telegram_api_url: str = Field("https://api.telegram.org", validation_alias=_env("TELEGRAM_API_URL"))
+
+    config_path: Path | None = Field(None, validation_alias=_env("GATEWAY_CONFIG"))
+    default_agent: str = Field("echo", validation_alias=_env("GATEWAY_DEFAULT_AGENT"))
+
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    llm_model: str | None = Field(None, validation_alias=_env("GATEWAY_LLM_MODEL"))
+    llm_instructions: str | None = Field(None, validation_alias=_env("GATEWAY_LLM_INSTRUCTIONS"))
+
+    log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("GATEWAY_LOG_FORMAT"))
+    log_level: str = Field("info", validation_alias=_env("GATEWAY_LOG_LEVEL"))
+
+    # Tuning beyond the public contract.
+    partitions: int = Field(16, ge=1, le=1024, validation_alias=_env("GATEWAY_PARTITIONS"))
+    prefetch: int = Field(64, ge=1, le=10_000, validation_alias=_env("GATEWAY_PREFETCH"))
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, validation_alias=_env("GATEWAY_MAX_BODY_BYTES"))
+    publish_timeout: float = Field(2.0, gt=0, le=2.5, validation_alias=_env("GATEWAY_PUBLISH_TIMEOUT"))
+    replay_window: int = Field(300, ge=1, validation_alias=_env("GATEWAY_REPLAY_WINDOW"))
+    dedupe_ttl: int = Field(24 * 3600, ge=60, validation_alias=_env("GATEWAY_DEDUPE_TTL"))
+    lease_ttl: float = Field(10.0, ge=1.0, validation_alias=_env("GATEWAY_LEASE_TTL"))
+    idle_release: float = Field(1800.0, gt=0, validation_alias=_env("GATEWAY_IDLE_RELEASE"))
+    warm_pool: int = Field(10_000, ge=1, validation_alias=_env("GATEWAY_WARM_POOL"))
+    history_window: int = Field(50, ge=0, validation_alias=_env("GATEWAY_HISTORY_WINDOW"))
+    turn_attempts: int = Field(3, ge=1, validation_alias=_env("GATEWAY_TURN_ATTEMPTS"))
+    retry_base: float = Field(1.0, ge=0, validation_alias=_env("GATEWAY_RETRY_BASE"))
+    send_attempts: int = Field(5, ge=1, validation_alias=_env("GATEWAY_SEND_ATTEMPTS"))
+    shutdown_grace: float = Field(20.0, ge=0, validation_alias=_env("GATEWAY_SHUTDOWN_GRACE"))
+    consumer_id: str | None = Field(None, validation_alias=_env("GATEWAY_CONSUMER_ID"))
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, v: str) -> str:
+        # slack_sdk joins method names onto base_url without adding a slash.
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "console"]:
+        if self.log_format:
+            return self.log_format
+        return "console" if sys.stderr.isatty() else "json"
+
+    def load_file(self) -> GatewayFile:
+        """The parsed ``gateway.toml`` (empty when ``GATEWAY_CONFIG`` is unset)."""
+        return load_config_file(self.config_path)
