@@ -1,13 +1,13 @@
 """The ``gateway`` command.
 
-    gateway dev       ingress + consumers + sender in one process (the embedded default)
-    gateway serve     HTTP ingress only (needs AMQP_URL and REDIS_URL)
-    gateway consume   dispatch and outbound workers (needs AMQP_URL and REDIS_URL)
-    gateway tail      live view of inbound, outbound and dead letters
-    gateway dlq       list | show | replay | purge dead letters
-    gateway send      sign and post a sample event to a running gateway
-    gateway status    queues, consumers, partitions, dead letters
-    gateway check     validate configuration and reach the broker and Redis
+gateway dev       ingress + consumers + sender in one process (the embedded default)
+gateway serve     HTTP ingress only (needs AMQP_URL and REDIS_URL)
+gateway consume   dispatch and outbound workers (needs AMQP_URL and REDIS_URL)
+gateway tail      live view of inbound, outbound and dead letters
+gateway dlq       list | show | replay | purge dead letters
+gateway send      sign and post a sample event to a running gateway
+gateway status    queues, consumers, partitions, dead letters
+gateway check     validate configuration and reach the broker and Redis
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 def _parser() -> argparse.ArgumentParser:
     from gateway.commands import register
 
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gateway", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register(sub)
     return parser

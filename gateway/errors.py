@@ -1,17 +1,17 @@
 """Errors of the gateway core.
 
-    GatewayError
-    ├── ConfigError            bad settings or gateway.toml; raised at start-up, never per request
-    ├── RequestError           an inbound request we refuse; carries the HTTP status
-    │   ├── NotFound           404: unknown or disabled connector, bot or source
-    │   ├── BadSignature       401: missing/wrong signature or secret token
-    │   ├── StaleTimestamp     401: outside the replay window
-    │   ├── PayloadTooLarge    413: body over the limit
-    │   └── MalformedPayload   400: not the JSON or form the platform sends
-    ├── PublishError           the broker did not confirm; the request must not be answered 200
-    ├── StoreUnavailable       Redis (or its twin) did not answer
-    └── SendError              an outbound platform call failed
-        └── RateLimited        429 from the platform; carries ``retry_after`` seconds
+GatewayError
+├── ConfigError            bad settings or gateway.toml; raised at start-up, never per request
+├── RequestError           an inbound request we refuse; carries the HTTP status
+│   ├── NotFound           404: unknown or disabled connector, bot or source
+│   ├── BadSignature       401: missing/wrong signature or secret token
+│   ├── StaleTimestamp     401: outside the replay window
+│   ├── PayloadTooLarge    413: body over the limit
+│   └── MalformedPayload   400: not the JSON or form the platform sends
+├── PublishError           the broker did not confirm; the request must not be answered 200
+├── StoreUnavailable       Redis (or its twin) did not answer
+└── SendError              an outbound platform call failed
+    └── RateLimited        429 from the platform; carries ``retry_after`` seconds
 """
 
 from __future__ import annotations

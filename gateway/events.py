@@ -82,6 +82,8 @@ class Event(_Frozen):
     kind: EventKind
     conversation_key: str
     agent: str | None = None
+    #: What happens to messages that arrive during a turn: one turn each (queue) or folded (collect).
+    busy: Literal["queue", "collect"] = "queue"
     sender: Sender | None = None
     text: str = ""
     reply_to: ReplyAddress

@@ -34,8 +34,9 @@ def dedupe_key(event: Event) -> str:
 
 
 class Ingestor:
-    def __init__(self, publisher: Publisher, store: Store, router: Router, metrics: Metrics, *,
-                 dedupe_ttl: float = 86400) -> None:
+    def __init__(
+        self, publisher: Publisher, store: Store, router: Router, metrics: Metrics, *, dedupe_ttl: float = 86400
+    ) -> None:
         self._publisher = publisher
         self._store = store
         self._router = router
@@ -59,8 +60,14 @@ class Ingestor:
             await self._store.put(key, f"done:{event.id}", self._ttl)
         except Exception as exc:  # published: answer 200; a retry after PENDING_TTL is caught downstream
             log.warning("dedupe_mark_failed", event_id=event.id, error=str(exc))
-        log.info("event_accepted", event_id=event.id, platform=event.platform,
-                 conversation_key=event.conversation_key, kind=str(event.kind), agent=event.agent)
+        log.info(
+            "event_accepted",
+            event_id=event.id,
+            platform=event.platform,
+            conversation_key=event.conversation_key,
+            kind=str(event.kind),
+            agent=event.agent,
+        )
         return Outcome.PUBLISHED
 
     async def _release(self, key: str) -> None:

@@ -12,31 +12,38 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         # Ingress.
-        self.requests = Counter("gateway_requests", "Webhook requests by connector and outcome",
-                                ["connector", "outcome"], registry=r)
-        self.publish_seconds = Histogram("gateway_publish_seconds", "Confirmed publish latency",
-                                         ["exchange"], buckets=_LATENCY, registry=r)
-        self.dedupe_hits = Counter("gateway_dedupe_hits", "Deliveries already accepted once",
-                                   ["connector"], registry=r)
+        self.requests = Counter(
+            "gateway_requests", "Webhook requests by connector and outcome", ["connector", "outcome"], registry=r
+        )
+        self.publish_seconds = Histogram(
+            "gateway_publish_seconds", "Confirmed publish latency", ["exchange"], buckets=_LATENCY, registry=r
+        )
+        self.dedupe_hits = Counter("gateway_dedupe_hits", "Deliveries already accepted once", ["connector"], registry=r)
         # Dispatch.
         self.turns = Counter("gateway_turns", "Agent turns by agent and outcome", ["agent", "outcome"], registry=r)
-        self.turn_seconds = Histogram("gateway_turn_seconds", "Agent turn duration", ["agent"],
-                                      buckets=_TURN, registry=r)
-        self.queue_lag = Histogram("gateway_queue_lag_seconds", "From acceptance to the start of its turn",
-                                   buckets=_TURN, registry=r)
-        self.in_flight = Gauge("gateway_deliveries_in_flight", "Deliveries taken and not yet settled",
-                               ["queue"], registry=r)
+        self.turn_seconds = Histogram(
+            "gateway_turn_seconds", "Agent turn duration", ["agent"], buckets=_TURN, registry=r
+        )
+        self.queue_lag = Histogram(
+            "gateway_queue_lag_seconds", "From acceptance to the start of its turn", buckets=_TURN, registry=r
+        )
+        self.in_flight = Gauge(
+            "gateway_deliveries_in_flight", "Deliveries taken and not yet settled", ["queue"], registry=r
+        )
         self.skipped = Counter("gateway_events_skipped", "Events that start no turn", ["reason"], registry=r)
         self.partitions_owned = Gauge("gateway_partitions_owned", "Partitions this consumer holds", registry=r)
         # Outbound.
         self.sent = Counter("gateway_outbound_sent", "Platform calls made", ["platform", "action"], registry=r)
-        self.send_seconds = Histogram("gateway_outbound_seconds", "Platform call latency", ["platform"],
-                                      buckets=_LATENCY, registry=r)
-        self.rate_limited = Counter("gateway_outbound_rate_limited", "429 answers from platforms",
-                                    ["platform"], registry=r)
+        self.send_seconds = Histogram(
+            "gateway_outbound_seconds", "Platform call latency", ["platform"], buckets=_LATENCY, registry=r
+        )
+        self.rate_limited = Counter(
+            "gateway_outbound_rate_limited", "429 answers from platforms", ["platform"], registry=r
+        )
         self.send_retries = Counter("gateway_outbound_retries", "Outbound retries", ["platform"], registry=r)
-        self.outbound_duplicates = Counter("gateway_outbound_duplicates_suppressed",
-                                           "Outbound messages already sent once", ["platform"], registry=r)
+        self.outbound_duplicates = Counter(
+            "gateway_outbound_duplicates_suppressed", "Outbound messages already sent once", ["platform"], registry=r
+        )
         # Dead letters.
         self.dead_letters = Counter("gateway_dead_letters", "Messages dead-lettered", ["stage"], registry=r)
 

@@ -17,6 +17,7 @@ def event_headers(event: Event) -> dict[str, Any]:
         "kind": str(event.kind),
         "conversation_key": event.conversation_key,
         "agent": event.agent or "",
+        "busy": event.busy,
     }
 
 
@@ -35,8 +36,11 @@ class Publisher:
     async def event(self, event: Event) -> None:
         partition = self.topology.partition_of(event.conversation_key)
         await self._publish(
-            self.topology.events_exchange, str(partition), event.model_dump_json().encode(),
-            event_headers(event), event.id,
+            self.topology.events_exchange,
+            str(partition),
+            event.model_dump_json().encode(),
+            event_headers(event),
+            event.id,
         )
 
     async def outbound(self, message: OutboundMessage) -> None:

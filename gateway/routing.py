@@ -51,6 +51,6 @@ class Router:
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
-        if key == event.conversation_key and route.agent == event.agent:
+        if key == event.conversation_key and route.agent == event.agent and route.busy == event.busy:
             return event
-        return event.model_copy(update={"conversation_key": key, "agent": route.agent})
+        return event.model_copy(update={"conversation_key": key, "agent": route.agent, "busy": route.busy})

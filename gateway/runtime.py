@@ -87,8 +87,12 @@ async def connect_bus(bus: Bus, *, retry_every: float = 2.0, attempts: int | Non
             if attempts is not None and n >= attempts:
                 raise
             if n == 1 or n % 15 == 0:
-                log.warning("broker_unreachable", error=str(exc), retry_in=retry_every,
-                            hint="check AMQP_URL and that RabbitMQ is running")
+                log.warning(
+                    "broker_unreachable",
+                    error=str(exc),
+                    retry_in=retry_every,
+                    hint="check AMQP_URL and that RabbitMQ is running",
+                )
             await asyncio.sleep(retry_every)
 
 
@@ -100,9 +104,14 @@ async def open_runtime(settings: Settings, *, block_until_connected: bool = True
     metrics = Metrics()
     embedded = settings.amqp_url is None or settings.redis_url is None
     rt = Runtime(
-        settings=settings, file=file, bus=bus, store=store, metrics=metrics,
+        settings=settings,
+        file=file,
+        bus=bus,
+        store=store,
+        metrics=metrics,
         publisher=Publisher(bus, metrics, timeout=settings.publish_timeout),
-        router=Router(file.routes, settings.default_agent), embedded=embedded,
+        router=Router(file.routes, settings.default_agent),
+        embedded=embedded,
     )
     connecting: asyncio.Task[None] | None = None
     if block_until_connected:

@@ -21,7 +21,9 @@ def _env(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=False, env_ignore_empty=True
+    )
 
     host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST"))
     port: int = Field(8080, validation_alias=_env("GATEWAY_PORT"))
@@ -63,6 +65,15 @@ class Settings(BaseSettings):
     retry_base: float = Field(1.0, ge=0, validation_alias=_env("GATEWAY_RETRY_BASE"))
     send_attempts: int = Field(5, ge=1, validation_alias=_env("GATEWAY_SEND_ATTEMPTS"))
     shutdown_grace: float = Field(20.0, ge=0, validation_alias=_env("GATEWAY_SHUTDOWN_GRACE"))
+    turn_timeout: float = Field(300.0, gt=0, validation_alias=_env("GATEWAY_TURN_TIMEOUT"))
+    # Outbound rate limits (per second unless named otherwise); see consumers/ratelimit.py.
+    slack_channel_rate: float = Field(1.0, gt=0, validation_alias=_env("GATEWAY_SLACK_CHANNEL_RATE"))
+    slack_channel_burst: float = Field(3.0, ge=1, validation_alias=_env("GATEWAY_SLACK_CHANNEL_BURST"))
+    slack_workspace_rate: float = Field(50.0, gt=0, validation_alias=_env("GATEWAY_SLACK_WORKSPACE_RATE"))
+    telegram_chat_rate: float = Field(1.0, gt=0, validation_alias=_env("GATEWAY_TELEGRAM_CHAT_RATE"))
+    telegram_chat_burst: float = Field(3.0, ge=1, validation_alias=_env("GATEWAY_TELEGRAM_CHAT_BURST"))
+    telegram_group_per_minute: float = Field(20.0, gt=0, validation_alias=_env("GATEWAY_TELEGRAM_GROUP_PER_MINUTE"))
+    telegram_bot_rate: float = Field(30.0, gt=0, validation_alias=_env("GATEWAY_TELEGRAM_BOT_RATE"))
     consumer_id: str | None = Field(None, validation_alias=_env("GATEWAY_CONSUMER_ID"))
 
     @field_validator("slack_api_url")

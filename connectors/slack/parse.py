@@ -92,7 +92,11 @@ def event_from_command(form: dict[str, str]) -> Event:
     """A slash command (``application/x-www-form-urlencoded``) into one event."""
     team = form.get("team_id", "")
     address = _address(
-        team, form.get("channel_id", ""), None, None, form.get("user_id"),
+        team,
+        form.get("channel_id", ""),
+        None,
+        None,
+        form.get("user_id"),
         response_url=form.get("response_url"),
     )
     command = form.get("command", "")

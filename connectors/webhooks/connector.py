@@ -43,7 +43,10 @@ class WebhookConnector:
             raise MalformedPayload(f"no customer id at {source.customer_pointer}", platform="webhook")
         text = jsonpointer.resolve(payload, source.text_pointer)
         address = ReplyAddress(
-            platform="webhook", bot=source.name, channel=str(customer), user=str(customer),
+            platform="webhook",
+            bot=source.name,
+            channel=str(customer),
+            user=str(customer),
             reply_url=source.reply_url,
         )
         event = Event(

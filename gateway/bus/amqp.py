@@ -118,8 +118,11 @@ class AmqpBus:
         self._conn = None
 
     async def ping(self) -> bool:
-        return self._conn is not None and not self._conn.is_closed and self._channel is not None and (
-            not self._channel.is_closed
+        return (
+            self._conn is not None
+            and not self._conn.is_closed
+            and self._channel is not None
+            and (not self._channel.is_closed)
         )
 
     async def publish(
@@ -178,7 +181,10 @@ class AmqpBus:
     async def tap(self, bindings: list[tuple[str, str]], handler: Handler, *, max_length: int) -> _AmqpSubscription:
         channel = await self._consumer_channel(prefetch=max(100, min(max_length, 1000)))
         q = await channel.declare_queue(
-            "", exclusive=True, auto_delete=True, durable=False,
+            "",
+            exclusive=True,
+            auto_delete=True,
+            durable=False,
             arguments={"x-max-length": max_length, "x-overflow": "drop-head"},
         )
         for exchange, key in bindings:

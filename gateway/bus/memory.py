@@ -10,6 +10,7 @@ says so at start-up.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
@@ -89,10 +90,16 @@ class _Queue:
                 self.pump()
 
         delivery = Delivery(
-            body=msg.body, headers=dict(msg.headers), routing_key=msg.routing_key, exchange=msg.exchange,
-            message_id=msg.message_id, redeliveries=msg.redeliveries, _settle=settle,
+            body=msg.body,
+            headers=dict(msg.headers),
+            routing_key=msg.routing_key,
+            exchange=msg.exchange,
+            message_id=msg.message_id,
+            redeliveries=msg.redeliveries,
+            _settle=settle,
         )
-        task = asyncio.get_running_loop().create_task(consumer.handler(delivery))
+        # A fresh context: a delivery must not inherit the publishing request's log context.
+        task = asyncio.get_running_loop().create_task(consumer.handler(delivery), context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -20,8 +20,12 @@ def ingress_state(rt: Runtime) -> HttpState:
     for note in registry.notes:
         log.info("connector", note=note)
     return HttpState(
-        bus=rt.bus, store=rt.store, metrics=rt.metrics, registry=registry,
-        ingestor=rt.ingestor(), max_body=rt.settings.max_body_bytes,
+        bus=rt.bus,
+        store=rt.store,
+        metrics=rt.metrics,
+        registry=registry,
+        ingestor=rt.ingestor(),
+        max_body=rt.settings.max_body_bytes,
     )
 
 

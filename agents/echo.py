@@ -1,0 +1,17 @@
+"""The built-in ``echo`` agent: answers with the text it received. Needs no model."""
+
+from __future__ import annotations
+
+from agents.context import TurnContext
+from gateway.events import Event
+
+
+class EchoAgent:
+    name = "echo"
+
+    async def on_event(self, ctx: TurnContext, event: Event) -> None:
+        texts = [e.text for e in ctx.events if e.text] or ["(no text)"]
+        await ctx.reply("echo: " + "\n".join(texts))
+
+
+echo = EchoAgent()

@@ -1,0 +1,46 @@
+"""Agent memory: documents namespaced per agent and conversation.
+
+One conversation can never read another's: the namespace is fixed by the
+runtime from the turn's agent and conversation key, not chosen by the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from gateway.store.base import Store
+
+
+class Memory:
+    def __init__(self, store: Store, agent: str, conversation_key: str) -> None:
+        self._store = store
+        self._key = f"mem:{agent}:{conversation_key}"
+
+    async def store(self, doc_id: str, content: str, **metadata: Any) -> None:
+        doc = {"id": doc_id, "content": content, "metadata": metadata, "at": time.time()}
+        await self._store.hput(self._key, doc_id, json.dumps(doc))
+
+    async def retrieve(self, doc_id: str) -> dict[str, Any] | None:
+        raw = await self._store.hget(self._key, doc_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    async def delete(self, doc_id: str) -> bool:
+        return await self._store.hdel(self._key, doc_id)
+
+    async def all(self) -> list[dict[str, Any]]:
+        docs = [json.loads(v) for v in (await self._store.hall(self._key)).values()]
+        return sorted(docs, key=lambda d: d["at"])
+
+    async def query(self, text: str, limit: int = 5) -> list[dict[str, Any]]:
+        """Documents ranked by how many words of ``text`` they contain (no embeddings needed)."""
+        words = {w for w in text.lower().split() if len(w) > 2}
+        scored = []
+        for doc in await self.all():
+            content = str(doc["content"]).lower()
+            score = sum(1 for w in words if w in content)
+            if score:
+                scored.append((score, doc["at"], doc))
+        scored.sort(key=lambda t: (-t[0], -t[1]))
+        return [doc for _, _, doc in scored[:limit]]

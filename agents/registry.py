@@ -1,0 +1,80 @@
+"""Loading agents: the built-ins and import paths from ``gateway.toml``.
+
+An import path is ``"package.module:attr"`` (the uvicorn/celery convention).
+A wrong path or a broken agent fails ``gateway check`` and start-up with a
+message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config import GatewayFile
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True)
+class AgentFactory:
+    """Makes the object that serves one conversation: the shared object, or a new instance of a class."""
+
+    name: str
+    target: Any
+
+    def instance(self) -> Any:
+        return self.target() if inspect.isclass(self.target) else self.target
+
+
+def import_path(path: str, what: str) -> Any:
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{what}: {path!r} is not an import path like 'package.module:attr'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"{what}: cannot import module {module_name!r}: {exc!r}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{what}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check(name: str, target: Any) -> None:
+    on_event = getattr(target, "on_event", None)
+    if on_event is None or not callable(on_event):
+        raise ConfigError(f"agent {name!r}: {target!r} has no on_event(ctx, event) method")
+    if not inspect.iscoroutinefunction(on_event):
+        raise ConfigError(f"agent {name!r}: on_event must be 'async def'")
+
+
+def _builtins(settings: Settings) -> dict[str, Callable[[], Any]]:
+    from agents.echo import EchoAgent
+
+    out: dict[str, Callable[[], Any]] = {"echo": EchoAgent}
+    if settings.llm_model:
+        from agents.llm import build_llm_agent
+
+        out["llm"] = lambda: build_llm_agent(settings)
+    return out
+
+
+def load_agents(settings: Settings, file: GatewayFile) -> dict[str, AgentFactory]:
+    agents: dict[str, AgentFactory] = {}
+    for name, make in _builtins(settings).items():
+        agents[name] = AgentFactory(name, make())
+    for name, spec in file.agents.items():
+        target = import_path(spec.path, f"agent {name!r}")
+        _check(name, target)
+        agents[name] = AgentFactory(name, target)
+    wanted = {settings.default_agent} | {r.agent for r in file.routes if r.agent}
+    for name in sorted(wanted):
+        if name not in agents:
+            hint = " (set GATEWAY_LLM_MODEL to enable 'llm')" if name == "llm" else ""
+            raise ConfigError(f"agent {name!r} is used but not defined; known: {', '.join(sorted(agents))}{hint}")
+    return agents

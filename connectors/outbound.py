@@ -1,0 +1,25 @@
+"""The outbound side of a connector: one platform call per :class:`OutboundMessage`.
+
+A sender raises :class:`~gateway.errors.RateLimited` for 429s (with the
+platform's ``Retry-After``/``retry_after``), :class:`~gateway.errors.SendError`
+with ``retryable=True`` only when the request never left this process
+(connection refused, DNS, connect timeout), and ``retryable=False`` for
+everything else: a resent post that the platform had already accepted is a
+duplicate in the chat.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gateway.events import OutboundMessage
+
+
+class PlatformSender(Protocol):
+    platform: str
+
+    async def send(self, message: OutboundMessage) -> dict[str, Any]:
+        """Make the call; return what the platform answered that is worth keeping (ids, ts)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,64 @@
+"""Slack Web API out, through slack_sdk's ``AsyncWebClient``.
+
+``thread_ts`` is the thread root so replies land in the thread (or start one
+under the message). slack_sdk's own retry handlers are turned off: it would
+resend on a dropped connection, which can post twice; retries are ours.
+https://api.slack.com/methods/chat.postMessage
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from gateway.errors import RateLimited, SendError
+from gateway.events import OutboundMessage
+
+
+class SlackSender:
+    platform = "slack"
+
+    def __init__(self, token: str, base_url: str = "https://slack.com/api/", timeout: int = 10) -> None:
+        self._client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[])
+
+    async def send(self, message: OutboundMessage) -> dict[str, Any]:
+        to = message.to
+        try:
+            if message.action == "reply":
+                kwargs: dict[str, Any] = {"channel": to.channel, "text": message.text}
+                if to.thread:
+                    kwargs["thread_ts"] = to.thread
+                if message.extra.get("blocks"):
+                    kwargs["blocks"] = message.extra["blocks"]
+                resp = await self._client.chat_postMessage(**kwargs)
+                return {"ts": resp.get("ts"), "channel": resp.get("channel")}
+            if message.action == "react":
+                await self._client.reactions_add(
+                    channel=to.channel,
+                    timestamp=message.target_message or to.message or "",
+                    name=(message.emoji or "eyes").strip(":"),
+                )
+                return {}
+            if message.action == "typing":
+                return {"skipped": "Slack has no typing indicator for bots"}
+            raise SendError(f"Slack does not support action {message.action!r}", platform="slack")
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            if status == 429:
+                retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
+                raise RateLimited("Slack answered 429", platform="slack", retry_after=retry_after) from exc
+            if exc.response.get("error") == "already_reacted":
+                return {"already": True}
+            raise SendError(f"Slack refused: {exc.response.get('error')}", platform="slack") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise SendError(f"cannot connect to Slack: {exc}", platform="slack", retryable=True) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SendError(f"Slack call failed after sending: {exc!r}", platform="slack") from exc
+
+    async def close(self) -> None:
+        session = getattr(self._client, "session", None)
+        if session is not None:
+            await session.close()

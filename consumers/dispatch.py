@@ -1,0 +1,185 @@
+"""One conversation's turn: run the agent, queue its replies durably, then ack.
+
+Outcomes for each delivery:
+- not conversational (bot message, own message, edit, delete, reaction...): ack, no turn;
+- already handled (a redelivery after the turn completed, or Slack's ``message``
+  and ``app_mention`` for one mention): ack, no turn;
+- the turn succeeded and its outbound messages are confirmed by the broker: record
+  history and the done marker, ack;
+- the turn failed: retry in place with backoff (the conversation waits, so order
+  holds), then dead-letter with the error and attempts, ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from pydantic import ValidationError
+
+from agents.context import Turn, TurnContext, history_key
+from consumers.deadletter import DeadLetters
+from consumers.pool import AgentPool
+from gateway.bus.base import Delivery
+from gateway.events import SCHEMA_VERSION, Event, OutboundMessage
+from gateway.metrics import Metrics
+from gateway.publish import Publisher
+from gateway.store.base import Store
+
+log = structlog.get_logger(__name__)
+DONE_TTL = 7 * 24 * 3600.0
+HISTORY_KEEP = 1000
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    default_agent: str = "echo"
+    attempts: int = 3
+    retry_base: float = 1.0
+    turn_timeout: float = 300.0
+    history_window: int = 50
+
+
+def turn_marker(agent: str, event: Event) -> str:
+    return f"turn:{agent}:{event.message_ref or event.id}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        store: Store,
+        pool: AgentPool,
+        dead: DeadLetters,
+        metrics: Metrics,
+        config: DispatchConfig,
+    ) -> None:
+        self._publisher = publisher
+        self._store = store
+        self._pool = pool
+        self._dead = dead
+        self._metrics = metrics
+        self._cfg = config
+
+    async def run(self, key: str, deliveries: list[Delivery]) -> None:
+        """Handle the deliveries of one lane run (one, or several under ``collect``)."""
+        pending: list[tuple[Delivery, Event]] = []
+        for d in deliveries:
+            event = await self._decode(d)
+            if event is None:
+                continue
+            if not event.triggers_turn:
+                self._metrics.skipped.labels(event.skip_reason or str(event.kind)).inc()
+                await d.ack()
+                continue
+            pending.append((d, event))
+        if not pending:
+            return
+        agent = pending[-1][1].agent or self._cfg.default_agent
+        if not self._pool.knows(agent):
+            for d, _ in pending:
+                await self._dead.send(
+                    d,
+                    stage="dispatch",
+                    reason="unknown_agent",
+                    error=f"agent {agent!r} is not loaded in this consumer",
+                    attempts=0,
+                )
+            return
+        pending = await self._drop_done(agent, pending)
+        if pending:
+            await self._turn_with_retries(agent, key, pending)
+
+    async def _decode(self, d: Delivery) -> Event | None:
+        try:
+            event = Event.model_validate_json(d.body)
+        except (ValidationError, ValueError) as exc:
+            await self._dead.send(d, stage="dispatch", reason="undecodable", error=str(exc), attempts=0)
+            return None
+        if event.schema_version > SCHEMA_VERSION:
+            await self._dead.send(
+                d,
+                stage="dispatch",
+                reason="unsupported_schema",
+                error=f"schema_version {event.schema_version} > {SCHEMA_VERSION}",
+                attempts=0,
+            )
+            return None
+        return event
+
+    async def _drop_done(self, agent: str, pending: list[tuple[Delivery, Event]]) -> list[tuple[Delivery, Event]]:
+        done = await asyncio.gather(*(self._store.get(turn_marker(agent, e)) for _, e in pending))
+        keep = []
+        for (d, e), marker in zip(pending, done, strict=True):
+            if marker is None:
+                keep.append((d, e))
+            else:
+                self._metrics.skipped.labels("already handled").inc()
+                log.info("turn_already_done", event_id=e.id, conversation_key=e.conversation_key)
+                await d.ack()
+        return keep
+
+    async def _turn_with_retries(self, agent: str, key: str, pending: list[tuple[Delivery, Event]]) -> None:
+        deliveries = [d for d, _ in pending]
+        events = [e for _, e in pending]
+        now = datetime.now(UTC)
+        for e in events:
+            self._metrics.queue_lag.observe(max(0.0, (now - e.received_at).total_seconds()))
+        prior = max(d.redeliveries for d in deliveries)
+        error = ""
+        attempt = 0
+        with structlog.contextvars.bound_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent):
+            while attempt < self._cfg.attempts:
+                attempt += 1
+                if prior + attempt > self._cfg.attempts * 3:
+                    error = f"redelivered {prior} times: the consumer may be crashing on this event. {error}"
+                    break
+                start = time.perf_counter()
+                try:
+                    outbox = await asyncio.wait_for(self._turn(agent, key, events), self._cfg.turn_timeout)
+                    for message in outbox:
+                        await self._publisher.outbound(message)
+                    await self._record(agent, key, events, outbox)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    self._metrics.turns.labels(agent, "error").inc()
+                    log.warning("turn_failed", attempt=attempt, of=self._cfg.attempts, error=error)
+                    if attempt < self._cfg.attempts:
+                        await asyncio.sleep(self._cfg.retry_base * 2 ** (attempt - 1))
+                    continue
+                self._metrics.turns.labels(agent, "ok").inc()
+                self._metrics.turn_seconds.labels(agent).observe(time.perf_counter() - start)
+                log.info("turn_done", replies=len(outbox), attempt=attempt)
+                for d in deliveries:
+                    await d.ack()
+                return
+        for d in deliveries:
+            await self._dead.send(d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt)
+
+    async def _turn(self, agent: str, key: str, events: list[Event]) -> list[OutboundMessage]:
+        inst = await self._pool.acquire(agent, key)
+        try:
+            ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
+            await inst.agent.on_event(ctx, ctx.event)
+            return ctx.outbox
+        finally:
+            self._pool.release(inst)
+
+    async def _send_now(self, message: OutboundMessage) -> None:
+        try:
+            await self._publisher.outbound(message)
+        except Exception as exc:  # typing indicators are best effort
+            log.info("typing_not_sent", error=str(exc))
+
+    async def _record(self, agent: str, key: str, events: Sequence[Event], outbox: Sequence[OutboundMessage]) -> None:
+        turns = [Turn("user", e.text, e.id, e.sender.id if e.sender else None).to_json() for e in events]
+        turns += [Turn("assistant", m.text, m.event_id).to_json() for m in outbox if m.action == "reply"]
+        await asyncio.gather(
+            self._store.push(history_key(agent, key), turns, HISTORY_KEEP),
+            *(self._store.put(turn_marker(agent, e), "1", DONE_TTL) for e in events),
+        )

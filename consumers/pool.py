@@ -1,0 +1,107 @@
+"""Warm agent instances keyed by (agent, conversation key).
+
+``on_session_enter`` runs once per warm instance before its first event;
+``on_session_leave`` on idle release, eviction (bounded pool, least recently
+used first) or shutdown. An instance in the middle of a turn is never evicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from agents import base
+from agents.context import SessionContext
+from agents.registry import AgentFactory
+from gateway.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Instance:
+    agent: Any
+    session: SessionContext
+    last_used: float = field(default_factory=time.monotonic)
+    busy: int = 0
+
+
+class AgentPool:
+    def __init__(
+        self, factories: dict[str, AgentFactory], store: Store, *, max_size: int = 10_000, idle_release: float = 1800.0
+    ) -> None:
+        self._factories = factories
+        self._store = store
+        self._max = max_size
+        self._idle = idle_release
+        self._instances: OrderedDict[tuple[str, str], Instance] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._instances)
+
+    def knows(self, agent: str) -> bool:
+        return agent in self._factories
+
+    async def acquire(self, agent: str, key: str) -> Instance:
+        """The warm instance for (agent, key), entered if new. Release it with :meth:`release`."""
+        ident = (agent, key)
+        inst = self._instances.get(ident)
+        if inst is None:
+            factory = self._factories[agent]
+            inst = Instance(factory.instance(), SessionContext(agent, key, self._store))
+            self._instances[ident] = inst
+            inst.busy += 1
+            try:
+                await base.enter(inst.agent, inst.session)
+            except BaseException:
+                inst.busy -= 1
+                self._instances.pop(ident, None)
+                raise
+            await self._evict_over_limit()
+        else:
+            inst.busy += 1
+            self._instances.move_to_end(ident)
+        return inst
+
+    def release(self, inst: Instance) -> None:
+        inst.busy -= 1
+        inst.last_used = time.monotonic()
+
+    async def _leave(self, ident: tuple[str, str], inst: Instance, why: str) -> None:
+        self._instances.pop(ident, None)
+        try:
+            await base.leave(inst.agent, inst.session)
+        except Exception:
+            log.exception("session_leave_failed", agent=ident[0], conversation_key=ident[1], why=why)
+
+    async def _evict_over_limit(self) -> None:
+        while len(self._instances) > self._max:
+            victim = next(((i, x) for i, x in self._instances.items() if not x.busy), None)
+            if victim is None:
+                return
+            await self._leave(*victim, why="evicted")
+
+    async def sweep(self) -> int:
+        """Release instances idle longer than ``idle_release``; returns how many."""
+        cutoff = time.monotonic() - self._idle
+        idle = [(i, x) for i, x in self._instances.items() if not x.busy and x.last_used < cutoff]
+        for ident, inst in idle:
+            await self._leave(ident, inst, why="idle")
+        return len(idle)
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        interval = max(0.05, min(60.0, self._idle / 4))
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                await self.sweep()
+
+    async def close(self) -> None:
+        for ident, inst in list(self._instances.items()):
+            await self._leave(ident, inst, why="shutdown")

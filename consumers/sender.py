@@ -1,0 +1,145 @@
+"""The outbound sender: one platform call per message, in order per chat, never twice.
+
+Before a call, the ``sent:{id}`` marker is checked; after a successful call it
+is written. A 429 waits the platform's ``Retry-After`` and tries again in the
+same lane (so later messages to that chat stay behind it); a failure before
+the request was sent is retried with backoff; anything else is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import structlog
+from pydantic import ValidationError
+
+from connectors.outbound import PlatformSender
+from consumers.deadletter import DeadLetters
+from consumers.ratelimit import RateLimiter
+from gateway.bus.base import Delivery
+from gateway.errors import RateLimited, SendError
+from gateway.events import OutboundMessage
+from gateway.metrics import Metrics
+from gateway.store.base import Store
+
+log = structlog.get_logger(__name__)
+SENT_TTL = 7 * 24 * 3600.0
+
+
+def chat_key(message: OutboundMessage) -> str:
+    to = message.to
+    return f"{to.platform}:{to.bot}:{to.channel}"
+
+
+def sent_marker(message_id: str) -> str:
+    return f"sent:{message_id}"
+
+
+class Sender:
+    def __init__(
+        self,
+        platforms: dict[str, PlatformSender],
+        *,
+        store: Store,
+        limiter: RateLimiter,
+        dead: DeadLetters,
+        metrics: Metrics,
+        attempts: int = 5,
+        retry_base: float = 0.5,
+    ) -> None:
+        self._platforms = platforms
+        self._store = store
+        self._limiter = limiter
+        self._dead = dead
+        self._metrics = metrics
+        self._attempts = attempts
+        self._retry_base = retry_base
+
+    @staticmethod
+    def lane_key(delivery: Delivery) -> str:
+        """Lane by chat, read from headers/body without a full parse."""
+        try:
+            to = json.loads(delivery.body)["to"]
+            return f"{to['platform']}:{to['bot']}:{to['channel']}"
+        except (ValueError, KeyError, TypeError):
+            return "undecodable"
+
+    async def run(self, _chat: str, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            await self._one(d)
+
+    async def _one(self, d: Delivery) -> None:
+        try:
+            message = OutboundMessage.model_validate_json(d.body)
+        except (ValidationError, ValueError) as exc:
+            await self._dead.send(d, stage="outbound", reason="undecodable", error=str(exc), attempts=0)
+            return
+        platform = self._platforms.get(message.to.platform)
+        if platform is None:
+            await self._dead.send(
+                d,
+                stage="outbound",
+                reason="no_sender",
+                error=f"no credentials to send to {message.to.platform}",
+                attempts=0,
+            )
+            return
+        if message.action == "typing":
+            await self._typing(platform, message)
+            await d.ack()
+            return
+        if await self._store.get(sent_marker(message.id)) is not None:
+            self._metrics.outbound_duplicates.labels(message.to.platform).inc()
+            log.info("outbound_already_sent", message_id=message.id)
+            await d.ack()
+            return
+        with structlog.contextvars.bound_contextvars(
+            event_id=message.event_id, conversation_key=message.conversation_key
+        ):
+            await self._send_with_retries(d, platform, message)
+
+    async def _typing(self, platform: PlatformSender, message: OutboundMessage) -> None:
+        try:
+            await platform.send(message)
+        except SendError as exc:
+            log.info("typing_failed", error=str(exc))
+
+    async def _send_with_retries(self, d: Delivery, platform: PlatformSender, message: OutboundMessage) -> None:
+        name = message.to.platform
+        error = ""
+        for attempt in range(1, self._attempts + 1):
+            await self._limiter.wait(message)
+            start = time.perf_counter()
+            try:
+                result = await platform.send(message)
+            except RateLimited as exc:
+                self._metrics.rate_limited.labels(name).inc()
+                error = str(exc)
+                log.info("outbound_rate_limited", retry_after=exc.retry_after, attempt=attempt)
+                if attempt < self._attempts:
+                    self._metrics.send_retries.labels(name).inc()
+                    await asyncio.sleep(exc.retry_after)
+                continue
+            except SendError as exc:
+                error = str(exc)
+                if exc.retryable and attempt < self._attempts:
+                    self._metrics.send_retries.labels(name).inc()
+                    log.info("outbound_retry", error=error, attempt=attempt)
+                    await asyncio.sleep(self._retry_base * 2 ** (attempt - 1))
+                    continue
+                break
+            self._metrics.send_seconds.labels(name).observe(time.perf_counter() - start)
+            self._metrics.sent.labels(name, message.action).inc()
+            await self._mark_sent(message, result)
+            log.info("outbound_sent", message_id=message.id, platform=name, action=message.action)
+            await d.ack()
+            return
+        await self._dead.send(d, stage="outbound", reason="send_failed", error=error, attempts=attempt)
+
+    async def _mark_sent(self, message: OutboundMessage, result: dict[str, object]) -> None:
+        try:
+            await self._store.put(sent_marker(message.id), json.dumps(result, default=str), SENT_TTL)
+        except Exception as exc:  # the post is out; a failed marker risks one duplicate on redelivery
+            log.warning("sent_marker_failed", message_id=message.id, error=str(exc))

@@ -1,0 +1,156 @@
+"""A consumer process: leases, partitions, the agent pool and the sender together.
+
+Lifecycle: ``async with ConsumerWorker(...) as worker: await stop.wait()``.
+On exit (SIGTERM) it stops acquiring, drains and releases every partition
+within the grace period (so others take over in about a second, not after
+the lease TTL), leaves the membership, releases warm agent sessions and
+closes the platform clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from types import TracebackType
+
+import structlog
+
+from agents.registry import AgentFactory
+from connectors.outbound import PlatformSender
+from consumers.deadletter import DeadLetters
+from consumers.dispatch import DispatchConfig, Dispatcher
+from consumers.leases import LeaseManager
+from consumers.partition import PartitionWorker
+from consumers.pool import AgentPool
+from consumers.ratelimit import Limits, RateLimiter
+from consumers.sender import Sender
+from gateway.bus.base import Bus
+from gateway.metrics import Metrics
+from gateway.publish import Publisher
+from gateway.settings import Settings
+from gateway.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+
+def default_consumer_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        slack_channel_rate=settings.slack_channel_rate,
+        slack_channel_burst=settings.slack_channel_burst,
+        slack_workspace_rate=settings.slack_workspace_rate,
+        telegram_chat_rate=settings.telegram_chat_rate,
+        telegram_chat_burst=settings.telegram_chat_burst,
+        telegram_group_per_minute=settings.telegram_group_per_minute,
+        telegram_bot_rate=settings.telegram_bot_rate,
+    )
+
+
+class ConsumerWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bus: Bus,
+        store: Store,
+        publisher: Publisher,
+        metrics: Metrics,
+        agents: dict[str, AgentFactory],
+        senders: dict[str, PlatformSender],
+    ) -> None:
+        self.settings = settings
+        self.id = settings.consumer_id or default_consumer_id()
+        self._bus = bus
+        self._metrics = metrics
+        self._senders = senders
+        self.pool = AgentPool(agents, store, max_size=settings.warm_pool, idle_release=settings.idle_release)
+        dead = DeadLetters(publisher, metrics)
+        self.dispatcher = Dispatcher(
+            publisher=publisher,
+            store=store,
+            pool=self.pool,
+            dead=dead,
+            metrics=metrics,
+            config=DispatchConfig(
+                default_agent=settings.default_agent,
+                attempts=settings.turn_attempts,
+                retry_base=settings.retry_base,
+                turn_timeout=settings.turn_timeout,
+                history_window=settings.history_window,
+            ),
+        )
+        self.sender = Sender(
+            senders,
+            store=store,
+            limiter=RateLimiter(store, limits_from(settings)),
+            dead=dead,
+            metrics=metrics,
+            attempts=settings.send_attempts,
+        )
+        self.partitions: dict[int, PartitionWorker] = {}
+        self.leases = LeaseManager(
+            store,
+            self.id,
+            settings.partitions,
+            ttl=settings.lease_ttl,
+            on_acquired=self._start_partition,
+            on_release=self._stop_partition,
+            on_lost=self._abandon_partition,
+        )
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _start_partition(self, p: int) -> None:
+        worker = PartitionWorker(
+            p, bus=self._bus, dispatcher=self.dispatcher, sender=self.sender, prefetch=self.settings.prefetch
+        )
+        await worker.start()
+        self.partitions[p] = worker
+        self._metrics.partitions_owned.set(len(self.partitions))
+
+    async def _stop_partition(self, p: int) -> None:
+        worker = self.partitions.pop(p, None)
+        if worker is not None:
+            await worker.stop(grace=self.settings.shutdown_grace)
+        self._metrics.partitions_owned.set(len(self.partitions))
+
+    async def _abandon_partition(self, p: int) -> None:
+        worker = self.partitions.pop(p, None)
+        if worker is not None:
+            await worker.abandon()
+        self._metrics.partitions_owned.set(len(self.partitions))
+
+    async def ready(self) -> bool:
+        return not self._stop.is_set()
+
+    async def __aenter__(self) -> ConsumerWorker:
+        log.info("consumer_starting", consumer_id=self.id, partitions=self.settings.partitions)
+        self._tasks = [
+            asyncio.create_task(self.leases.run(self._stop)),
+            asyncio.create_task(self.pool.run_sweeper(self._stop)),
+        ]
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("consumer_draining", partitions=sorted(self.partitions))
+        await self.leases.release_all()
+        await self.pool.close()
+        for sender in self._senders.values():
+            try:
+                await sender.close()
+            except Exception as exc:
+                log.warning("sender_close_failed", error=str(exc))
+        log.info("consumer_stopped", consumer_id=self.id)

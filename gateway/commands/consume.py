@@ -1,0 +1,85 @@
+"""``gateway consume`` (dispatch and outbound workers) and ``gateway dev`` (everything in one process)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import structlog
+
+from agents.registry import load_agents
+from consumers.senders import build_senders
+from consumers.worker import ConsumerWorker
+from gateway.commands.serve import ingress_state
+from gateway.http import HttpState, build_app
+from gateway.runtime import Runtime, open_runtime, require_services
+from gateway.server import serve_http, stop_event
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def make_worker(rt: Runtime) -> ConsumerWorker:
+    agents = load_agents(rt.settings, rt.file)
+    senders = build_senders(rt.settings, rt.file)
+    for platform in ("slack", "telegram", "webhook"):
+        if platform not in senders:
+            log.info("no_sender", platform=platform, note=f"no credentials: {platform} replies are dead-lettered")
+    return ConsumerWorker(
+        rt.settings,
+        bus=rt.bus,
+        store=rt.store,
+        publisher=rt.publisher,
+        metrics=rt.metrics,
+        agents=agents,
+        senders=senders,
+    )
+
+
+async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
+    require_services(settings, "consume")
+    stop = stop_event()
+    async with open_runtime(settings) as rt:
+        worker = make_worker(rt)
+        state = HttpState(bus=rt.bus, store=rt.store, metrics=rt.metrics, checks={"consumer": worker.ready})
+        async with worker:
+            await serve_http(
+                build_app(state, webhooks=False),
+                settings.host,
+                settings.port,
+                stop,
+                on_drain=worker.shutdown,
+                grace=settings.shutdown_grace + 5,
+            )
+    return 0
+
+
+async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    stop = stop_event()
+    if settings.amqp_url is None or settings.redis_url is None:
+        log.warning(
+            "embedded_mode",
+            note="AMQP_URL/REDIS_URL unset: using the in-process bus and store. Accepted work is LOST on exit. "
+            "Set both to run on RabbitMQ and Redis.",
+        )
+    async with open_runtime(settings) as rt:
+        state = ingress_state(rt)
+        worker = make_worker(rt)
+        state.checks["consumer"] = worker.ready
+        async with worker:
+            await serve_http(
+                build_app(state),
+                settings.host,
+                settings.port,
+                stop,
+                on_drain=worker.shutdown,
+                grace=settings.shutdown_grace + 5,
+            )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("consume", help="dispatch and outbound workers (needs AMQP_URL and REDIS_URL)")
+    p.set_defaults(run=run_consume)
+    d = sub.add_parser("dev", help="ingress + consumers + sender in one process (in-process bus/store by default)")
+    d.set_defaults(run=run_dev)

@@ -1,0 +1,229 @@
+"""Fake Slack Web API speaking the real wire format.
+
+Use with the real client::
+
+    async with FakeSlack(token="xoxb-test") as fake:
+        client = AsyncWebClient(token="xoxb-test", base_url=fake.base_url)  # ends with "/api/"
+        await client.chat_postMessage(channel="C1", text="hi", thread_ts="1.2")
+
+What slack_sdk 3.x actually sends (verified in tests/integration/test_fakes.py):
+``chat.postMessage``/``chat.update``/``chat.postEphemeral``/``assistant.threads.setStatus`` POST a
+JSON body; ``auth.test``/``reactions.add`` POST with the arguments in the *query string* and no
+body; the token always travels as ``Authorization: Bearer``. The fake also accepts form bodies
+and a ``token`` argument, as Slack does.
+
+Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` prints
+``READY http://127.0.0.1:PORT/api/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.base import FakeServer, json_response, read_request_args, run_cli
+
+__all__ = ["FakeSlack"]
+
+# Arguments Slack accepts as JSON-encoded strings in form/query encodings.
+_JSON_STRING_ARGS = frozenset({"blocks", "attachments", "metadata", "unfurl_links_payload"})
+
+
+class FakeSlack(FakeServer):
+    """Fake ``https://slack.com/api/`` for ``slack_sdk.web.async_client.AsyncWebClient``."""
+
+    name = "FakeSlack"
+
+    BOT_USER_ID = "UBOT"
+    BOT_ID = "BBOT"
+    TEAM_ID = "T111"
+    TEAM = "Gateway Test"
+    USER = "gateway-bot"
+
+    def __init__(self, token: str = "xoxb-test", host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: S107
+        super().__init__(host, port)
+        self.token = token
+        self._ts_counter = 0
+        self._messages: list[dict[str, Any]] = []
+        self._reactions: list[dict[str, Any]] = []
+        self._posted: dict[tuple[str, str], dict[str, Any]] = {}
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/api/"
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Arguments of every *accepted* ``chat.postMessage`` (rejected attempts are excluded)."""
+        return list(self._messages)
+
+    @property
+    def reactions(self) -> list[dict[str, Any]]:
+        """Arguments of every accepted ``reactions.add``."""
+        return list(self._reactions)
+
+    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        await self.wait_until(lambda: len(self._messages) >= n, timeout, f"{n} accepted message(s)")
+        return self.messages
+
+    def reset(self) -> None:
+        super().reset()
+        self._messages.clear()
+        self._reactions.clear()
+        self._posted.clear()
+
+    # ------------------------------------------------------------------ wire format
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/api/{method}", self._api)
+
+    def rate_limit_response(self, method: str, retry_after: int) -> web.StreamResponse:
+        # /work/shared/fixtures/slack_429_response.json
+        return json_response(
+            {"ok": False, "error": "ratelimited"},
+            status=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    def failure_response(self, method: str, status: int) -> web.StreamResponse:
+        return json_response({"ok": False, "error": "fatal_error"}, status=status)
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        args = await read_request_args(request, _maybe_json)
+        token = args.pop("token", None)
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth[len("Bearer ") :]
+
+        def check_auth() -> web.StreamResponse | None:
+            if not token:
+                return json_response({"ok": False, "error": "not_authed"})
+            if token != self.token:
+                return json_response({"ok": False, "error": "invalid_auth"})
+            return None
+
+        return await self.handle(request, method, args, lambda: self._dispatch(method, args), check_auth=check_auth)
+
+    def _dispatch(self, method: str, args: dict[str, Any]) -> web.StreamResponse:
+        handler = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "reactions.add": self._reactions_add,
+            "assistant.threads.setStatus": self._assistant_set_status,
+        }.get(method)
+        if handler is None:
+            return json_response({"ok": False, "error": "unknown_method"})
+        return json_response(handler(args))
+
+    def _next_ts(self) -> str:
+        self._ts_counter += 100
+        return f"{1700000000 + self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://gateway-test.slack.com/",
+            "team": self.TEAM,
+            "user": self.USER,
+            "team_id": self.TEAM_ID,
+            "user_id": self.BOT_USER_ID,
+            "bot_id": self.BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _message_error(self, args: dict[str, Any]) -> str | None:
+        if not args.get("channel"):
+            return "channel_not_found"
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return "no_text"
+        return None
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._message_error(args)
+        if error:
+            return {"ok": False, "error": error}
+        channel = str(args["channel"])
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "text": args.get("text") or "",
+            "user": self.BOT_USER_ID,
+            "bot_id": self.BOT_ID,
+            "team": self.TEAM_ID,
+            "ts": ts,
+        }
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        for key in ("blocks", "attachments", "metadata"):
+            if args.get(key):
+                message[key] = args[key]
+        self._posted[(channel, ts)] = message
+        self._messages.append(args)
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        channel, ts = str(args["channel"]), str(args.get("ts") or "")
+        message = self._posted.get((channel, ts))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return {"ok": False, "error": "no_text"}
+        message["text"] = args.get("text") or ""
+        message["edited"] = {"user": self.BOT_USER_ID, "ts": self._next_ts()}
+        for key in ("blocks", "attachments"):
+            if key in args:
+                message[key] = args[key]
+        return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._message_error(args)
+        if error:
+            return {"ok": False, "error": error}
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("timestamp"):
+            return {"ok": False, "error": "no_item_specified"}
+        if not args.get("name"):
+            return {"ok": False, "error": "invalid_name"}
+        key = (args["channel"], args["timestamp"], args["name"])
+        if any((r["channel"], r["timestamp"], r["name"]) == key for r in self._reactions):
+            return {"ok": False, "error": "already_reacted"}
+        self._reactions.append(args)
+        return {"ok": True}
+
+    def _assistant_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel_id"):
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True}
+
+
+def _maybe_json(key: str, value: str) -> Any:
+    if key in _JSON_STRING_ARGS and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--token", default="xoxb-test")
+
+    return run_cli(lambda ns: FakeSlack(token=ns.token, host=ns.host, port=ns.port), configure, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
