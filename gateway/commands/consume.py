@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from agents.registry import load_agents
+from connectors.console import ConsoleSender
 from consumers.senders import build_senders
 from consumers.worker import ConsumerWorker
 from gateway.commands.serve import ingress_state
@@ -19,11 +20,16 @@ from gateway.settings import Settings
 log = structlog.get_logger(__name__)
 
 
-def make_worker(rt: Runtime) -> ConsumerWorker:
+def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorker:
     agents = load_agents(rt.settings, rt.file)
     senders = build_senders(rt.settings, rt.file)
     for platform in ("slack", "telegram", "webhook"):
-        if platform not in senders:
+        if platform in senders:
+            continue
+        if console_fallback:
+            senders[platform] = ConsoleSender(platform)
+            log.info("no_sender", platform=platform, note=f"no credentials: {platform} replies are printed here")
+        else:
             log.info("no_sender", platform=platform, note=f"no credentials: {platform} replies are dead-lettered")
     return ConsumerWorker(
         rt.settings,
@@ -64,7 +70,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         )
     async with open_runtime(settings) as rt:
         state = ingress_state(rt)
-        worker = make_worker(rt)
+        worker = make_worker(rt, console_fallback=True)
         state.checks["consumer"] = worker.ready
         async with worker:
             await serve_http(

@@ -1,0 +1,98 @@
+"""``gateway send``: sign a sample event with the configured secret and post it, like ``stripe trigger``.
+
+gateway send slack "hello" [--channel C0DEV] [--thread TS]
+gateway send telegram "hello" [--bot default] [--chat 1111111] [--topic 23]
+gateway send webhook SOURCE "hello" [--customer cus_dev]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+
+from connectors.slack.verify import sign as slack_sign
+from connectors.webhooks.signing import secret_key, signature_headers
+from gateway import samples
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+
+def _slack(settings: Settings, args: argparse.Namespace) -> tuple[str, bytes, dict[str, str]]:
+    if settings.slack_signing_secret is None:
+        raise ConfigError("SLACK_SIGNING_SECRET is not set: set it to the gateway's secret to sign the event")
+    body = samples.slack_message(args.text, channel=args.channel, thread_ts=args.thread, team=args.team)
+    ts = str(int(time.time()))
+    headers = {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": slack_sign(settings.slack_signing_secret.get_secret_value(), ts, body),
+        "Content-Type": "application/json",
+    }
+    return "/slack/events", body, headers
+
+
+def _telegram(settings: Settings, args: argparse.Namespace) -> tuple[str, bytes, dict[str, str]]:
+    if args.bot == "default":
+        if settings.telegram_secret_token is None:
+            raise ConfigError("TELEGRAM_SECRET_TOKEN is not set: set it to the gateway's secret token")
+        secret = settings.telegram_secret_token.get_secret_value()
+    else:
+        bots = settings.load_file().telegram.bots
+        if args.bot not in bots:
+            raise ConfigError(f"no Telegram bot {args.bot!r} in gateway.toml")
+        secret = bots[args.bot].secret_token(args.bot).get_secret_value()
+    body = samples.telegram_message(args.text, chat_id=args.chat, topic=args.topic)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret, "Content-Type": "application/json"}
+    return f"/telegram/{args.bot}", body, headers
+
+
+def _webhook(settings: Settings, args: argparse.Namespace) -> tuple[str, bytes, dict[str, str]]:
+    sources = settings.load_file().webhooks.sources
+    if args.source not in sources:
+        raise ConfigError(f"no webhook source {args.source!r} in gateway.toml")
+    key = secret_key(sources[args.source].secrets(args.source)[0].get_secret_value())
+    body = samples.webhook_payload(args.text, customer=args.customer)
+    headers = signature_headers(key, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
+    headers["Content-Type"] = "application/json"
+    return f"/webhooks/{args.source}", body, headers
+
+
+_BUILDERS = {"slack": _slack, "telegram": _telegram, "webhook": _webhook}
+
+
+async def run_send(settings: Settings, args: argparse.Namespace) -> int:
+    path, body, headers = _BUILDERS[args.platform](settings, args)
+    url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/") + path
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.post(url, data=body, headers=headers) as resp:
+                text = await resp.text()
+        except aiohttp.ClientError as exc:
+            print(f"could not reach the gateway at {url}: {exc}")
+            return 1
+    print(f"POST {url} -> {resp.status} {text}".rstrip())
+    return 0 if resp.status == 200 else 1
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("send", help="sign and post a sample event to a running gateway")
+    p.add_argument("--url", help="gateway base URL (default http://GATEWAY_HOST:GATEWAY_PORT)")
+    platforms = p.add_subparsers(dest="platform", required=True)
+    s = platforms.add_parser("slack", help="a Slack message event")
+    s.add_argument("text")
+    s.add_argument("--channel", default="C0DEV")
+    s.add_argument("--thread", help="thread root ts (omit to start a thread under the message)")
+    s.add_argument("--team", default="T0DEV")
+    t = platforms.add_parser("telegram", help="a Telegram message update")
+    t.add_argument("text")
+    t.add_argument("--bot", default="default")
+    t.add_argument("--chat", type=int, default=1111111)
+    t.add_argument("--topic", type=int, help="forum topic (message_thread_id)")
+    w = platforms.add_parser("webhook", help="a Standard Webhooks event for a configured source")
+    w.add_argument("source")
+    w.add_argument("text")
+    w.add_argument("--customer", default="cus_dev")
+    p.set_defaults(run=run_send)

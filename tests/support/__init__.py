@@ -1,0 +1,1 @@
+"""Shared test helpers: services, namespaces, signing, waiting on conditions."""
