@@ -32,22 +32,45 @@ def slack_message(
     **event_extra: Any,
 ) -> bytes:
     ts = ts or f"{time.time():.6f}"
-    event: dict[str, Any] = {"type": "message", "text": text, "user": user, "ts": ts, "channel": channel,
-                             "team": team, "event_ts": ts, "channel_type": "channel", **event_extra}
+    event: dict[str, Any] = {
+        "type": "message",
+        "text": text,
+        "user": user,
+        "ts": ts,
+        "channel": channel,
+        "team": team,
+        "event_ts": ts,
+        "channel_type": "channel",
+        **event_extra,
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     envelope = {
-        "token": "verification_token", "team_id": team, "api_app_id": "A111", "type": "event_callback",
-        "event": event, "event_id": event_id or f"Ev{uuid.uuid4().hex[:12]}", "event_time": int(time.time()),
+        "token": "verification_token",
+        "team_id": team,
+        "api_app_id": "A111",
+        "type": "event_callback",
+        "event": event,
+        "event_id": event_id or f"Ev{uuid.uuid4().hex[:12]}",
+        "event_time": int(time.time()),
         "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
     }
     return json.dumps(envelope).encode()
 
 
-def telegram_message(text: str, *, chat_id: int = 1111111, update_id: int = 1, message_id: int = 1,
-                     thread_id: int | None = None, is_bot: bool = False) -> bytes:
+def telegram_message(
+    text: str,
+    *,
+    chat_id: int = 1111111,
+    update_id: int = 1,
+    message_id: int = 1,
+    thread_id: int | None = None,
+    is_bot: bool = False,
+) -> bytes:
     message: dict[str, Any] = {
-        "message_id": message_id, "date": int(time.time()), "text": text,
+        "message_id": message_id,
+        "date": int(time.time()),
+        "text": text,
         "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
         "from": {"id": 42, "is_bot": is_bot, "first_name": "Test"},
     }
@@ -59,7 +82,8 @@ def telegram_message(text: str, *, chat_id: int = 1111111, update_id: int = 1, m
 
 
 def webhook_headers(secret: str, body: bytes, *, msg_id: str | None = None, ts: int | None = None) -> dict[str, str]:
-    headers = signature_headers(secret_key(secret), msg_id or f"msg_{uuid.uuid4().hex}",
-                                int(time.time()) if ts is None else ts, body)
+    headers = signature_headers(
+        secret_key(secret), msg_id or f"msg_{uuid.uuid4().hex}", int(time.time()) if ts is None else ts, body
+    )
     headers["content-type"] = "application/json"
     return headers

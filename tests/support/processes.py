@@ -1,0 +1,94 @@
+"""Running real ``gateway`` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.waiting import eventually
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayProcess:
+    """``python -m gateway.cli COMMAND`` with its own port and a log file."""
+
+    def __init__(self, command: str, env: Mapping[str, str], *, name: str | None = None) -> None:
+        self.command = command
+        self.port = free_port()
+        self.name = name or command
+        self.env = {**os.environ, **env, "GATEWAY_PORT": str(self.port), "GATEWAY_LOG_FORMAT": "json"}
+        self.log_path = Path(tempfile.mkstemp(prefix=f"gw-{self.name}-", suffix=".log")[1])
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, *, ready: bool = True, timeout: float = 20.0) -> GatewayProcess:
+        log = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            self.command,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        path = "/readyz" if ready else "/healthz"
+        await eventually(
+            lambda: self._status(path),
+            until=lambda s: s == 200,
+            timeout=timeout,
+            what=f"{self.name} {path} (log: {self.log_path})",
+        )
+        return self
+
+    async def _status(self, path: str) -> int:
+        if self.proc is not None and self.proc.returncode is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+        try:
+            async with aiohttp.ClientSession() as s, s.get(self.url + path, timeout=aiohttp.ClientTimeout(2)) as r:
+                return r.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def terminate(self, timeout: float = 30.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        return int(self.proc.returncode or 0)
+
+
+async def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+    async with aiohttp.ClientSession() as s, s.post(url, data=body, headers=dict(headers)) as r:
+        await r.read()
+        return r.status
