@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -60,7 +61,7 @@ def split(found: list[str | None]) -> dict[str | None, int]:
 
 
 async def test_two_consumers_split_partitions_and_one_takes_over(cluster, capsys) -> None:  # type: ignore[no-untyped-def]
-    _, (c0, c1), store = cluster
+    _, (c0, _c1), store = cluster
     found = await eventually(
         lambda: owners(store),
         until=lambda o: split(o) == {"c0": 8, "c1": 8},
@@ -83,7 +84,7 @@ async def test_two_consumers_split_partitions_and_one_takes_over(cluster, capsys
 
 
 async def test_sigkill_under_load_loses_nothing_and_keeps_order(cluster, slack: FakeSlack, capsys) -> None:  # type: ignore[no-untyped-def]
-    serve, (c0, c1), store = cluster
+    serve, (c0, _c1), store = cluster
     await eventually(
         lambda: owners(store), until=lambda o: split(o) == {"c0": 8, "c1": 8}, timeout=15, what="an even split"
     )
@@ -131,7 +132,7 @@ async def test_sigkill_under_load_loses_nothing_and_keeps_order(cluster, slack: 
     violations = 0
     for seq in got.values():
         first = list(dict.fromkeys(seq))
-        violations += sum(1 for a, b in zip(first, first[1:], strict=False) if b < a)
+        violations += sum(1 for a, b in itertools.pairwise(first) if b < a)
     assert violations == 0, got
     with capsys.disabled():
         print(

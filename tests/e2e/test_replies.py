@@ -21,7 +21,6 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support.processes import GatewayProcess, post
 from tests.support.signing import slack_headers, webhook_headers
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
