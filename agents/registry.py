@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,9 @@ class AgentFactory:
 
 
 def import_path(path: str, what: str) -> Any:
+    """Import ``package.module:attr`` with the working directory importable (as uvicorn does)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"{what}: {path!r} is not an import path like 'package.module:attr'")
@@ -53,6 +58,21 @@ def _check(name: str, target: Any) -> None:
         raise ConfigError(f"agent {name!r}: on_event must be 'async def'")
 
 
+def _configure(name: str, target: Any, settings: Settings) -> None:
+    """Give declarative agents their model client from settings (OPENAI_BASE_URL, OPENAI_API_KEY)."""
+    configure = getattr(target, "configure", None)
+    if configure is None or inspect.isclass(target):
+        return
+    try:
+        configure(
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            default_model=settings.llm_model,
+        )
+    except Exception as exc:
+        raise ConfigError(f"agent {name!r}: {exc}") from exc
+
+
 def _builtins(settings: Settings) -> dict[str, Callable[[], Any]]:
     from agents.echo import EchoAgent
 
@@ -71,6 +91,7 @@ def load_agents(settings: Settings, file: GatewayFile) -> dict[str, AgentFactory
     for name, spec in file.agents.items():
         target = import_path(spec.path, f"agent {name!r}")
         _check(name, target)
+        _configure(name, target, settings)
         agents[name] = AgentFactory(name, target)
     wanted = {settings.default_agent} | {r.agent for r in file.routes if r.agent}
     for name in sorted(wanted):

@@ -43,9 +43,14 @@ class Ingestor:
         self._metrics = metrics
         self._ttl = dedupe_ttl
 
-    async def accept(self, event: Event) -> Outcome:
-        """Publish ``event`` once. Raises PublishError or StoreUnavailable when it could not be queued."""
+    async def accept(self, event: Event, *, agent: str | None = None) -> Outcome:
+        """Publish ``event`` once. Raises PublishError or StoreUnavailable when it could not be queued.
+
+        ``agent`` overrides the route's agent (dispatch from code names its agent).
+        """
         event = self._router.apply(event)
+        if agent is not None and event.agent != agent:
+            event = event.model_copy(update={"agent": agent})
         key = dedupe_key(event)
         existing = await self._store.claim(key, f"pending:{event.id}", PENDING_TTL)
         if existing is not None:

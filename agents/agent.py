@@ -1,0 +1,142 @@
+"""Declarative agents: instructions, a model and tools; the gateway runs the loop.
+
+    from agents import Agent, TurnContext
+
+    support = Agent(name="support", instructions="You help customers of Acme.", model="gpt-4o-mini")
+
+    @support.tool
+    async def order_status(order_id: str) -> str:
+        '''Look up where an order is.
+
+        Args:
+            order_id: The order number, like "A-1042".
+        '''
+        return "shipped"
+
+A turn: system instructions, the windowed history, the new message(s), then
+model calls and tool calls until the model answers with text (at most
+``max_rounds`` model calls); the answer is sent with ``reply``. The connector
+tools (``reply``, ``react``, ``typing``) are offered to the model as tools too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agents.context import TurnContext
+from agents.models import ChatModel, ModelError, OpenAIChat, tool_result
+from agents.tools import Tool, make_tool
+from gateway.events import Event
+
+
+class AgentError(Exception):
+    """The agent could not finish its turn."""
+
+
+async def _reply(ctx: TurnContext, text: str) -> str:
+    """Send a message to the user in this conversation now, before your final answer.
+
+    Args:
+        text: The message to send.
+    """
+    await ctx.reply(text)
+    return "sent"
+
+
+async def _react(ctx: TurnContext, emoji: str) -> str:
+    """React to the user's message with an emoji (Slack: a name like "eyes"; Telegram: an emoji like "👀").
+
+    Args:
+        emoji: The reaction.
+    """
+    await ctx.react(emoji)
+    return "reacted"
+
+
+async def _typing(ctx: TurnContext) -> str:
+    """Show the user that you are working on an answer."""
+    await ctx.typing()
+    return "ok"
+
+
+CONNECTOR_TOOLS = [make_tool(_reply, name="reply"), make_tool(_react, name="react"), make_tool(_typing, name="typing")]
+
+
+class Agent:
+    def __init__(
+        self,
+        name: str,
+        instructions: str = "You are a helpful assistant.",
+        model: str | ChatModel | None = None,
+        tools: list[Tool | Callable[..., Any]] | None = None,
+        *,
+        max_rounds: int = 8,
+        connector_tools: bool = True,
+    ) -> None:
+        self.name = name
+        self.instructions = instructions
+        self.max_rounds = max_rounds
+        self.tools: dict[str, Tool] = {}
+        self._model_name = model if isinstance(model, str) else None
+        self._model: ChatModel | None = None if isinstance(model, str) or model is None else model
+        for t in (CONNECTOR_TOOLS if connector_tools else []) + list(tools or []):
+            self.add_tool(t)
+
+    def add_tool(self, t: Tool | Callable[..., Any]) -> Tool:
+        built = t if isinstance(t, Tool) else make_tool(t)
+        self.tools[built.name] = built
+        return built
+
+    def tool(self, fn: Callable[..., Any] | None = None, *, timeout: float = 30.0) -> Any:
+        """Decorator: ``@agent.tool`` or ``@agent.tool(timeout=5)``. Returns the function unchanged."""
+
+        def register(f: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_tool(make_tool(f, timeout=timeout))
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def configure(self, *, base_url: str | None, api_key: str | None, default_model: str | None) -> None:
+        """Called by the gateway at load time: the model client from settings, unless one was given."""
+        if self._model is None:
+            name = self._model_name or default_model
+            if name is None:
+                raise AgentError(f"agent {self.name!r} has no model: pass model=... or set GATEWAY_LLM_MODEL")
+            self._model = OpenAIChat(name, base_url=base_url, api_key=api_key)
+
+    @property
+    def model(self) -> ChatModel:
+        if self._model is None:
+            raise AgentError(f"agent {self.name!r} has no model client (not loaded through the gateway?)")
+        return self._model
+
+    async def messages_for(self, ctx: TurnContext) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = [{"role": "system", "content": self.instructions}]
+        for turn in await ctx.history():
+            messages.append({"role": turn.role, "content": turn.text})
+        for event in ctx.events:
+            messages.append({"role": "user", "content": event.text})
+        return messages
+
+    async def on_event(self, ctx: TurnContext, event: Event) -> None:
+        messages = await self.messages_for(ctx)
+        schemas = [t.schema for t in self.tools.values()]
+        for _ in range(self.max_rounds):
+            try:
+                turn = await self.model.complete(messages, schemas)
+            except ModelError as exc:
+                raise AgentError(str(exc)) from exc
+            if not turn.tool_calls:
+                if turn.content and turn.content.strip():
+                    await ctx.reply(turn.content)
+                elif not ctx.replies:
+                    raise AgentError("the model returned an empty answer")
+                return
+            messages.append(turn.as_message())
+            for call in turn.tool_calls:
+                t = self.tools.get(call.name)
+                result = await t.invoke(call.arguments, ctx) if t else f"error: there is no tool named {call.name!r}"
+                ctx.log.info("tool_called", tool=call.name, ok=not result.startswith("error:"))
+                messages.append(tool_result(call, result))
+        raise AgentError(f"no final answer after {self.max_rounds} model calls")

@@ -1,0 +1,94 @@
+"""Chat models behind one small interface; OpenAI-compatible servers first.
+
+The official ``openai`` client pointed at ``OPENAI_BASE_URL`` speaks to
+OpenAI, Ollama, vLLM, LM Studio and OpenRouter alike. The client retries 429s
+(honouring ``Retry-After``), 5xx and connection errors with backoff; what
+still fails raises :class:`ModelError` and the turn fails as a whole (the
+dispatcher retries it, then dead-letters it): never a half-answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import openai
+
+
+class ModelError(Exception):
+    """The model server could not give an answer."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ModelTurn:
+    content: str | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+    def as_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        return message
+
+
+class ChatModel(Protocol):
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelTurn: ...
+
+
+class OpenAIChat:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        client: openai.AsyncOpenAI | None = None,
+    ) -> None:
+        self.model = model
+        self._client = client or openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=max_retries
+        )
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelTurn:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
+        if tools:
+            kwargs["tools"] = tools
+        try:
+            resp = await self._client.chat.completions.create(**kwargs)
+        except openai.APIStatusError as exc:
+            raise ModelError(f"model server answered {exc.status_code}: {exc.message}") from exc
+        except openai.APIError as exc:
+            raise ModelError(f"model server unreachable: {exc}") from exc
+        if not resp.choices:
+            raise ModelError("model server returned no choices")
+        msg = resp.choices[0].message
+        calls = [
+            ToolCall(c.id, c.function.name, c.function.arguments or "{}")
+            for c in (msg.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        return ModelTurn(content=msg.content, tool_calls=calls)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def tool_result(call: ToolCall, content: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
