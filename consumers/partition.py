@@ -91,4 +91,5 @@ class PartitionWorker:
 
     @property
     def in_flight(self) -> int:
+        """Deliveries taken from this partition's queues and not yet settled."""
         return self.turns.pending() + self.sends.pending()

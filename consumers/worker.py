@@ -103,6 +103,12 @@ class ConsumerWorker:
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        metrics.in_flight.labels("dispatch").set_function(
+            lambda: sum(w.turns.pending() for w in self.partitions.values())
+        )
+        metrics.in_flight.labels("outbound").set_function(
+            lambda: sum(w.sends.pending() for w in self.partitions.values())
+        )
 
     async def _start_partition(self, p: int) -> None:
         worker = PartitionWorker(

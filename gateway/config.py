@@ -127,6 +127,8 @@ def load_config_file(path: Path | None) -> GatewayFile:
         raise ConfigError(f"GATEWAY_CONFIG points to {path}, which does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read GATEWAY_CONFIG {path}: {exc}") from exc
     try:
         return GatewayFile.model_validate(data)
     except ValidationError as exc:

@@ -78,9 +78,6 @@ def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web
         if connector is None or not connector.handles(target):
             state.metrics.requests.labels(platform, "not_found").inc()
             return _error(404, f"the {platform} connector is not enabled for {target!r}")
-        if state.draining:
-            state.metrics.requests.labels(platform, "draining").inc()
-            return _error(503, "this gateway is shutting down; retry", retry_after=1)
         try:
             body = await _read_body(request, state.max_body)
             headers = {k.lower(): v for k, v in request.headers.items()}

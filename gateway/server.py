@@ -31,8 +31,13 @@ async def serve_http(
     *,
     on_drain: Callable[[], Awaitable[None]] | None = None,
     grace: float = 20.0,
+    drain_delay: float = 0.0,
 ) -> None:
-    """Serve until ``stop``; then report not-ready, run ``on_drain`` and close within ``grace``."""
+    """Serve until ``stop``; then report not-ready, run ``on_drain`` and close within ``grace``.
+
+    For ``drain_delay`` seconds after the signal ``/readyz`` answers 503 while webhooks are still
+    accepted, so a load balancer stops routing here before the listener closes.
+    """
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=min(grace, 10.0))
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
@@ -40,7 +45,9 @@ async def serve_http(
     log.info("listening", url=f"http://{host}:{port}")
     await stop.wait()
     app[STATE].draining = True
-    log.info("draining", grace_seconds=grace)
+    log.info("draining", grace_seconds=grace, drain_delay=drain_delay)
+    if drain_delay > 0:
+        await asyncio.sleep(drain_delay)
     try:
         if on_drain is not None:
             await asyncio.wait_for(on_drain(), grace)

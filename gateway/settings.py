@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     turn_attempts: int = Field(3, ge=1, validation_alias=_env("GATEWAY_TURN_ATTEMPTS"))
     retry_base: float = Field(1.0, ge=0, validation_alias=_env("GATEWAY_RETRY_BASE"))
     send_attempts: int = Field(5, ge=1, validation_alias=_env("GATEWAY_SEND_ATTEMPTS"))
+    drain_delay: float = Field(1.0, ge=0, validation_alias=_env("GATEWAY_DRAIN_DELAY"))
     shutdown_grace: float = Field(20.0, ge=0, validation_alias=_env("GATEWAY_SHUTDOWN_GRACE"))
     turn_timeout: float = Field(300.0, gt=0, validation_alias=_env("GATEWAY_TURN_TIMEOUT"))
     # Outbound rate limits (per second unless named otherwise); see consumers/ratelimit.py.

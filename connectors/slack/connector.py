@@ -62,7 +62,7 @@ class SlackConnector:
         if kind == "ssl_check":
             return ConnectorResult()
         if kind != "event_callback":
-            raise MalformedPayload(f"unsupported Events API envelope type {kind!r}", platform="slack")
+            raise MalformedPayload("unsupported Events API envelope type", platform="slack")
         if not envelope.get("event_id") or not isinstance(envelope.get("event"), dict):
             raise MalformedPayload("event_callback without event_id or event", platform="slack")
         return ConnectorResult(events=[parse.event_from_callback(envelope)])

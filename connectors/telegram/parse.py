@@ -68,7 +68,7 @@ def _from_message(bot: str, update: Update, message: Message, kind: EventKind, r
 def event_from_update(bot: str, data: dict[str, Any]) -> Event:
     try:
         update = Update.de_json(data, None)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedPayload(f"not a Telegram Update: {exc}", platform="telegram") from exc
     if update is None or not isinstance(data.get("update_id"), int):
         raise MalformedPayload("not a Telegram Update: no update_id", platform="telegram")

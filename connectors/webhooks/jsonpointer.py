@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _MISSING = object()
+_INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
 def resolve(document: Any, pointer: str) -> Any:
     """The value at ``pointer``, or None when any step is missing."""
-    if pointer in ("", "/"):
-        return document if pointer == "" else _get(document, "")
+    if pointer == "":
+        return document
     if not pointer.startswith("/"):
         raise ValueError(f"JSON pointer must start with '/': {pointer!r}")
     current = document
@@ -24,6 +26,6 @@ def resolve(document: Any, pointer: str) -> Any:
 def _get(node: Any, token: str) -> Any:
     if isinstance(node, dict):
         return node.get(token, _MISSING)
-    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+    if isinstance(node, list) and _INDEX.fullmatch(token) and int(token) < len(node):
         return node[int(token)]
     return _MISSING

@@ -136,6 +136,8 @@ class MemoryBus:
 
     async def start(self) -> None:
         self._closed = False
+        if self._kinds:
+            return  # declared already: start() is idempotent, like declaring on RabbitMQ
         self._kinds.update(dict(self.topology.exchanges()))
         for spec in self.topology.queues():
             self._queues.setdefault(spec.name, _Queue(spec.name, single_active=spec.single_active))

@@ -80,6 +80,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
                 stop,
                 on_drain=worker.shutdown,
                 grace=settings.shutdown_grace + 5,
+                drain_delay=settings.drain_delay,
             )
     return 0
 

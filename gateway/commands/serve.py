@@ -35,7 +35,9 @@ async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings, block_until_connected=False) as rt:
         state = ingress_state(rt)  # bad configuration fails here, before listening
         app = build_app(state)
-        await serve_http(app, settings.host, settings.port, stop, grace=settings.shutdown_grace)
+        await serve_http(
+            app, settings.host, settings.port, stop, grace=settings.shutdown_grace, drain_delay=settings.drain_delay
+        )
     return 0
 
 
