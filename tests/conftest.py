@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -32,11 +32,10 @@ async def services(amqp_url: str, redis_url: str, namespace: str) -> AsyncIterat
 
 
 @pytest.fixture(autouse=True)
-def _clean_gateway_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build Settings explicitly; the developer's environment must not leak in."""
     import os
 
     for name in list(os.environ):
         if name.startswith(("GATEWAY_", "SLACK_", "TELEGRAM_", "OPENAI_")) or name in ("AMQP_URL", "REDIS_URL"):
             monkeypatch.delenv(name, raising=False)
-    yield

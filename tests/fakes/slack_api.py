@@ -43,7 +43,7 @@ class FakeSlack(FakeServer):
     TEAM = "Gateway Test"
     USER = "gateway-bot"
 
-    def __init__(self, token: str = "xoxb-test", host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: S107
+    def __init__(self, token: str = "xoxb-test", host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self.token = token
         self._ts_counter = 0

@@ -80,7 +80,7 @@ class FakeTelegram(FakeServer):
 
     name = "FakeTelegram"
 
-    def __init__(self, token: str = "123:ABC", host: str = "127.0.0.1", port: int = 0) -> None:  # noqa: S107
+    def __init__(self, token: str = "123:ABC", host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self.token = token
         prefix = token.split(":", 1)[0]

@@ -1,0 +1,242 @@
+"""The store contract, written once, run against the in-process twin (``memory``) and Redis (``real``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.errors import StoreUnavailable
+from gateway.store.base import Store
+from gateway.store.memory import MemoryStore
+from gateway.store.redis import RedisStore
+from tests.support.services import new_namespace
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def test_claim_is_exclusive_until_the_ttl(store: Store) -> None:
+    assert await store.claim("dedupe:ev1", "first", 0.2) is None
+    assert await store.claim("dedupe:ev1", "second", 0.2) is not None
+    assert await store.get("dedupe:ev1") == "first"
+    await eventually(lambda: store.claim("dedupe:ev1", "third", 5), until=lambda v: v is None, what="claim after ttl")
+    assert await store.get("dedupe:ev1") == "third"
+
+
+async def test_claim_returns_the_value_already_there(store: Store, kind: str, request: pytest.FixtureRequest) -> None:
+    """The ingestor tells an in-flight delivery (``pending:…``, answer 503) from a done one (200) by this value."""
+    if kind == "real":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="BUG: RedisStore.claim sends SET … NX GET through execute_command without get=True, so "
+                "redis-py's SET callback turns the old value into False and claim returns the string 'False'",
+                strict=True,
+            )
+        )
+    assert await store.claim("dedupe:ev1", "pending:e1", 60) is None
+    assert await store.claim("dedupe:ev1", "pending:e2", 60) == "pending:e1"
+    await store.put("dedupe:ev1", "done:e1", 60)
+    assert await store.claim("dedupe:ev1", "pending:e3", 60) == "done:e1"
+
+
+async def test_claim_released_by_delete(store: Store) -> None:
+    assert await store.claim("dedupe:ev2", "a", 60) is None
+    await store.delete("dedupe:ev2")
+    assert await store.claim("dedupe:ev2", "b", 60) is None
+
+
+async def test_put_get_delete_with_ttl(store: Store) -> None:
+    assert await store.get("k") is None
+    await store.put("k", "v")
+    await store.put("short", "s", ttl=0.2)
+    assert await store.get("k") == "v"
+    assert await store.get("short") == "s"
+    await store.put("k", "v2")
+    assert await store.get("k") == "v2"
+    await eventually(lambda: store.get("short"), until=lambda v: v is None, what="ttl expiry")
+    assert await store.get("k") == "v2"
+    await store.delete("k", "missing")
+    assert await store.get("k") is None
+    await store.delete()  # nothing to delete is fine
+
+
+async def test_put_without_ttl_clears_an_earlier_ttl(store: Store) -> None:
+    await store.put("k", "a", ttl=0.2)
+    await store.put("k", "b")
+    await store.put("probe", "p", ttl=0.2)
+    await eventually(lambda: store.get("probe"), until=lambda v: v is None, what="the probe's expiry")
+    assert await store.get("k") == "b"
+
+
+async def test_push_keeps_the_last_items_and_tail_reads_oldest_first(store: Store) -> None:
+    assert await store.tail("hist", 10) == []
+    assert await store.length("hist") == 0
+    await store.push("hist", ["a", "b", "c"], keep=5)
+    await store.push("hist", ["d", "e", "f"], keep=5)
+    assert await store.length("hist") == 5
+    assert await store.tail("hist", 10) == ["b", "c", "d", "e", "f"]
+    assert await store.tail("hist", 2) == ["e", "f"]
+    assert await store.tail("hist", 0) == []
+    await store.push("hist", [], keep=5)
+    assert await store.length("hist") == 5
+    await store.push("hist", ["g", "h", "i", "j", "k", "l", "m"], keep=3)
+    assert await store.tail("hist", 10) == ["k", "l", "m"]
+
+
+async def test_hashes(store: Store) -> None:
+    assert await store.hall("mem") == {}
+    assert await store.hget("mem", "x") is None
+    await store.hput("mem", "x", "1")
+    await store.hput("mem", "y", "2")
+    await store.hput("mem", "x", "3")
+    assert await store.hget("mem", "x") == "3"
+    assert await store.hall("mem") == {"x": "3", "y": "2"}
+    assert await store.hdel("mem", "x") is True
+    assert await store.hdel("mem", "x") is False
+    assert await store.hall("mem") == {"y": "2"}
+    await store.delete("mem")
+    assert await store.hall("mem") == {}
+
+
+async def test_leases_have_one_owner(store: Store) -> None:
+    keys = ["lease:0", "lease:1"]
+    assert await store.acquire_lease("lease:0", "A", 10) is True
+    assert await store.acquire_lease("lease:0", "B", 10) is False
+    assert await store.acquire_lease("lease:0", "A", 10) is True  # re-acquiring one's own lease
+    assert await store.lease_owners(keys) == ["A", None]
+    assert await store.renew_leases(keys, "A", 10) == [True, False]
+    assert await store.renew_leases(["lease:0"], "B", 10) == [False]
+    assert await store.release_lease("lease:0", "B") is False
+    assert await store.lease_owners(keys) == ["A", None]
+    assert await store.release_lease("lease:0", "A") is True
+    assert await store.release_lease("lease:0", "A") is False
+    assert await store.lease_owners(keys) == [None, None]
+    assert await store.acquire_lease("lease:0", "B", 10) is True
+    assert await store.lease_owners([]) == []
+
+
+async def test_lease_expiry_lets_another_acquire(store: Store) -> None:
+    assert await store.acquire_lease("lease:3", "A", 0.3) is True
+    assert await store.acquire_lease("lease:3", "B", 0.3) is False
+    await eventually(lambda: store.acquire_lease("lease:3", "B", 10), what="B to acquire after expiry")
+    assert await store.lease_owners(["lease:3"]) == ["B"]
+    assert await store.renew_leases(["lease:3"], "A", 10) == [False]
+
+
+async def test_renew_extends_a_lease(store: Store) -> None:
+    assert await store.acquire_lease("lease:4", "A", 0.3) is True
+    assert await store.renew_leases(["lease:4"], "A", 10) == [True]
+    await store.put("probe", "p", ttl=0.4)
+    await eventually(lambda: store.get("probe"), until=lambda v: v is None, what="the probe's expiry")
+    assert await store.lease_owners(["lease:4"]) == ["A"]
+
+
+async def test_membership_heartbeat_expiry_and_leave(store: Store) -> None:
+    assert await store.members("consumers") == []
+    await store.heartbeat("consumers", "b", 10)
+    await store.heartbeat("consumers", "a", 10)
+    await store.heartbeat("consumers", "short", 0.2)
+    assert await store.members("consumers") == ["a", "b", "short"]
+    await eventually(lambda: store.members("consumers"), until=lambda m: m == ["a", "b"], what="short to expire")
+    await store.leave("consumers", "a")
+    await store.leave("consumers", "never-joined")
+    assert await store.members("consumers") == ["b"]
+    assert await store.members("other-group") == []
+
+
+async def test_reserve_token_burst_then_rate(store: Store) -> None:
+    assert await store.reserve_token("tg:bot", 10, 2) == 0
+    assert await store.reserve_token("tg:bot", 10, 2) == 0
+    wait = await store.reserve_token("tg:bot", 10, 2)
+    assert 0.05 < wait <= 0.15
+    # Debt accumulates: the next caller waits behind the previous one.
+    assert 0.15 < await store.reserve_token("tg:bot", 10, 2) <= 0.25
+    # Other keys have their own bucket.
+    assert await store.reserve_token("tg:other", 10, 2) == 0
+
+
+async def test_namespaces_are_isolated(store: Store, kind: str, backend: tuple[str, str, str, str]) -> None:
+    other_ns = new_namespace()
+    other: Store = MemoryStore(other_ns) if kind == "memory" else RedisStore(backend[2], other_ns)
+    try:
+        await store.put("k", "mine")
+        await store.hput("h", "f", "mine")
+        await store.push("l", ["mine"], keep=10)
+        assert await store.acquire_lease("lease:0", "A", 10)
+        await store.heartbeat("g", "A", 10)
+        assert await other.get("k") is None
+        assert await other.hall("h") == {}
+        assert await other.tail("l", 10) == []
+        assert await other.lease_owners(["lease:0"]) == [None]
+        assert await other.members("g") == []
+        assert await other.claim("k", "theirs", 10) is None
+        assert await store.get("k") == "mine"
+    finally:
+        await other.delete("k")
+        await other.close()
+
+
+# -- real Redis only ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_store(services: tuple[str, str, str]) -> RedisStore:
+    _, redis_url, ns = services
+    s = RedisStore(redis_url, ns)
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+@pytest.mark.integration
+async def test_auto_pipelining_distinct_keys_under_concurrency(redis_store: RedisStore) -> None:
+    results = await asyncio.gather(*(redis_store.claim(f"dedupe:{i}", str(i), 60) for i in range(500)))
+    assert results == [None] * 500
+    values = await asyncio.gather(*(redis_store.get(f"dedupe:{i}") for i in range(500)))
+    assert values == [str(i) for i in range(500)]
+
+
+@pytest.mark.integration
+async def test_auto_pipelining_same_key_has_exactly_one_winner(redis_store: RedisStore) -> None:
+    results = await asyncio.gather(*(redis_store.claim("dedupe:same", f"c{i}", 60) for i in range(500)))
+    winners = [i for i, r in enumerate(results) if r is None]
+    assert len(winners) == 1
+    assert await redis_store.get("dedupe:same") == f"c{winners[0]}"
+
+
+@pytest.mark.integration
+async def test_auto_pipelining_mixed_commands_keep_their_own_results(redis_store: RedisStore) -> None:
+    await redis_store.put("a", "1")
+    await redis_store.hput("h", "f", "v")
+    got = await asyncio.gather(
+        redis_store.get("a"),
+        redis_store.hget("h", "f"),
+        redis_store.hall("h"),
+        redis_store.length("nothing"),
+        redis_store.members("g"),
+        redis_store.lease_owners(["lease:0"]),
+    )
+    assert got == ["1", "v", {"f": "v"}, 0, [], [None]]
+
+
+@pytest.mark.integration
+async def test_a_command_error_fails_only_its_caller(redis_store: RedisStore) -> None:
+    await redis_store.put("text", "not a list")
+    good, bad = await asyncio.gather(redis_store.get("text"), redis_store.length("text"), return_exceptions=True)
+    assert good == "not a list"
+    assert isinstance(bad, StoreUnavailable)
+
+
+async def test_closed_port_raises_store_unavailable(namespace: str) -> None:
+    s = RedisStore("redis://127.0.0.1:1/0", namespace, timeout=1)
+    started = time.monotonic()
+    try:
+        assert await s.ping() is False
+        with pytest.raises(StoreUnavailable):
+            await s.claim("dedupe:x", "v", 10)
+        with pytest.raises(StoreUnavailable):
+            await s.get("x")
+    finally:
+        await s.close()
+    assert time.monotonic() - started < 10
