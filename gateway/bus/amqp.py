@@ -90,18 +90,35 @@ class AmqpBus:
         self._conn: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._ready = False
 
     async def start(self) -> None:
+        """Connect, declare the topology on its own channel, then open the publishing channel.
+
+        Nothing is published (and ``ping`` stays False, so ``/readyz`` says 503) until every
+        exchange, queue and binding exists: an early publish would be returned unroutable.
+        """
+        self._ready = False
         self._conn = await aio_pika.connect_robust(
             self._url, timeout=self._timeout, client_properties={"connection_name": "chat-gateway"}
         )
+        declaring = await self._conn.channel(publisher_confirms=False)
+        try:
+            await self._declare(declaring)
+        finally:
+            with contextlib.suppress(*_PUBLISH_ERRORS):
+                await declaring.close()
         self._channel = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
-        await self._declare(self._channel)
+        self._exchanges = {
+            name: await self._channel.get_exchange(name, ensure=False) for name, _ in self.topology.exchanges()
+        }
+        self._ready = True
 
     async def _declare(self, channel: AbstractChannel) -> None:
         kinds = {"direct": aio_pika.ExchangeType.DIRECT, "fanout": aio_pika.ExchangeType.FANOUT}
+        exchanges = {}
         for name, kind in self.topology.exchanges():
-            self._exchanges[name] = await channel.declare_exchange(name, kinds[kind], durable=True)
+            exchanges[name] = await channel.declare_exchange(name, kinds[kind], durable=True)
         for spec in self.topology.queues():
             args: dict[str, Any] = {"x-queue-type": "quorum"}
             if spec.single_active:
@@ -109,20 +126,22 @@ class AmqpBus:
             await channel.declare_queue(spec.name, durable=True, arguments=args)
         for b in self.topology.bindings():
             queue = await channel.get_queue(b.queue, ensure=False)
-            await queue.bind(self._exchanges[b.exchange], routing_key=b.routing_key)
+            await queue.bind(exchanges[b.exchange], routing_key=b.routing_key)
 
     async def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(*_PUBLISH_ERRORS):
                 await self._conn.close()
         self._conn = None
+        self._ready = False
 
     async def ping(self) -> bool:
         return (
-            self._conn is not None
+            self._ready
+            and self._conn is not None
             and not self._conn.is_closed
             and self._channel is not None
-            and (not self._channel.is_closed)
+            and not self._channel.is_closed
         )
 
     async def publish(
@@ -136,7 +155,7 @@ class AmqpBus:
         timeout: float = 2.0,
     ) -> None:
         target = self._exchanges.get(exchange)
-        if target is None or self._channel is None or self._channel.is_closed:
+        if not self._ready or target is None or self._channel is None or self._channel.is_closed:
             raise PublishError("RabbitMQ is not connected", event_id=message_id)
         message = aio_pika.Message(
             body,
