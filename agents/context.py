@@ -96,7 +96,7 @@ class TurnContext(SessionContext):
             conversation_key=self.conversation_key,
             action=action,
             to=self.event.reply_to,
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
     async def reply(self, text: str, **extra: Any) -> str:

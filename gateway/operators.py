@@ -15,17 +15,20 @@ Filters are ``FIELD=GLOB`` words (``platform=slack kind=message key=slack:T1:* a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from gateway.bus.base import Delivery
+from gateway.bus.base import Bus, Delivery
 from gateway.bus.topology import Topology
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
+from gateway.settings import Settings
 
 Direction = Literal["in", "out", "dead"]
 
@@ -325,3 +328,24 @@ def require_broker(amqp_url: object, command: str) -> None:
             "its own process. Without AMQP_URL, `gateway dev` keeps its bus inside that one process, where no "
             "other process can see it; run `gateway dev` with AMQP_URL and REDIS_URL to use the operator tools"
         )
+
+
+class BrokerUnreachable(GatewayError):
+    """RabbitMQ at AMQP_URL did not accept a connection; operator commands exit 1."""
+
+
+@contextlib.asynccontextmanager
+async def open_broker(settings: Settings, command: str, *, timeout: float = 15.0) -> AsyncIterator[Bus]:
+    """The real bus for an operator command, connected (the topology declared), closed on exit."""
+    from gateway.runtime import make_bus
+
+    require_broker(settings.amqp_url, command)
+    bus = make_bus(settings)
+    try:
+        try:
+            await asyncio.wait_for(bus.start(), timeout)
+        except Exception as exc:
+            raise BrokerUnreachable(f"RabbitMQ at AMQP_URL is not reachable: {exc!r}") from exc
+        yield bus
+    finally:
+        await bus.close()

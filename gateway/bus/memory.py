@@ -99,9 +99,15 @@ class _Queue:
             _settle=settle,
         )
         # A fresh context: a delivery must not inherit the publishing request's log context.
-        task = asyncio.get_running_loop().create_task(consumer.handler(delivery), context=contextvars.Context())
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            _run(consumer.handler, delivery), context=contextvars.Context()
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _run(handler: Handler, delivery: Delivery) -> None:
+    await handler(delivery)
 
 
 class _MemorySubscription:

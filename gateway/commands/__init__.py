@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.commands import check, consume, send, serve
+from gateway.commands import check, consume, dlq, send, serve, status, tail
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    for module in (serve, consume, check, send):
+    for module in (serve, consume, check, send, tail, dlq, status):
         module.register(sub)

@@ -95,4 +95,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     w.add_argument("source")
     w.add_argument("text")
     w.add_argument("--customer", default="cus_dev")
+    for platform in (s, t, w):  # `gateway send slack "hi" --url URL` works too
+        platform.add_argument("--url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(run=run_send)

@@ -20,8 +20,15 @@ from typing import Any, TextIO
 from gateway.bus.base import Delivery
 from gateway.bus.topology import Topology
 from gateway.errors import ConfigError
-from gateway.operators import Filter, FilterError, format_line, item_from_delivery, parse_filters, require_broker
-from gateway.runtime import make_bus
+from gateway.operators import (
+    BrokerUnreachable,
+    Filter,
+    FilterError,
+    format_line,
+    item_from_delivery,
+    open_broker,
+    parse_filters,
+)
 from gateway.server import stop_event
 from gateway.settings import Settings
 
@@ -106,35 +113,30 @@ async def run_tail(settings: Settings, args: argparse.Namespace) -> int:
         filt = parse_filters(args.filters)
     except FilterError as exc:
         raise ConfigError(str(exc)) from exc
-    require_broker(settings.amqp_url, "tail")
     stop = stop_event()
-    bus = make_bus(settings)
-    printer = TailPrinter(
-        bus.topology,
-        filt,
-        as_json=args.json,
-        color=_use_color(args.color, args.json),
-        count=args.count,
-        out=sys.stdout,
-    )
     try:
-        try:
-            await asyncio.wait_for(bus.start(), 15)
-        except Exception as exc:
-            print(f"gateway tail: RabbitMQ at AMQP_URL is not reachable: {exc!r}", file=sys.stderr)
-            return 1
-        sub = await bus.tap(bus.topology.tap_bindings(), printer.on_delivery, max_length=args.max_length)
-        what = f" matching {' '.join(args.filters)}" if args.filters else ""
-        print(
-            f"gateway tail: watching namespace {settings.namespace!r} ({settings.partitions} partitions): "
-            f"inbound, outbound and dead letters{what}; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-        await _until(stop, printer.done, args.duration)
-        await sub.close()
-    finally:
-        await bus.close()
+        async with open_broker(settings, "tail") as bus:
+            printer = TailPrinter(
+                bus.topology,
+                filt,
+                as_json=args.json,
+                color=_use_color(args.color, args.json),
+                count=args.count,
+                out=sys.stdout,
+            )
+            sub = await bus.tap(bus.topology.tap_bindings(), printer.on_delivery, max_length=args.max_length)
+            what = f" matching {' '.join(args.filters)}" if args.filters else ""
+            print(
+                f"gateway tail: watching namespace {settings.namespace!r} ({settings.partitions} partitions): "
+                f"inbound, outbound and dead letters{what}; Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            await _until(stop, printer.done, args.duration)
+            await sub.close()
+    except BrokerUnreachable as exc:
+        print(f"gateway tail: {exc}", file=sys.stderr)
+        return 1
     if args.count is not None and printer.printed < args.count and not stop.is_set():
         return 1
     return 0

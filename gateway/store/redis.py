@@ -78,7 +78,7 @@ class _AutoPipeline:
     async def _flush(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
             if len(batch) == 1:
-                results: list[Any] = [await self._client.execute_command(*batch[0][0])]
+                results: list[Any] = [await self._client.execute_command(*batch[0][0])]  # type: ignore[no-untyped-call]
             else:
                 pipe = self._client.pipeline(transaction=False)
                 for args, _ in batch:
