@@ -1,0 +1,319 @@
+"""The dispatcher and sender, in process, on the in-process twins and on RabbitMQ + Redis.
+
+The platform side is a recording sender (the platform, not our code, is faked here; the real
+clients are exercised against fake servers in tests/e2e).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from agents.context import TurnContext
+from agents.registry import AgentFactory
+from consumers.deadletter import DeadLetters
+from consumers.dispatch import DispatchConfig, Dispatcher
+from consumers.partition import PartitionWorker
+from consumers.pool import AgentPool
+from consumers.ratelimit import Limits, RateLimiter
+from consumers.sender import Sender
+from gateway.bus.amqp import AmqpBus
+from gateway.bus.base import Bus
+from gateway.bus.memory import MemoryBus
+from gateway.bus.topology import Topology
+from gateway.errors import RateLimited, SendError
+from gateway.events import Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.metrics import Metrics
+from gateway.publish import Publisher
+from gateway.store.base import Store
+from gateway.store.memory import MemoryStore
+from gateway.store.redis import RedisStore
+from tests.support.services import AMQP_URL, REDIS_URL, purge_namespace, require
+from tests.support.waiting import eventually
+
+PARTITIONS = 2
+FAST = Limits(slack_channel_rate=1e6, slack_channel_burst=1e6, slack_workspace_rate=1e6)
+
+
+@dataclass
+class RecordingPlatform:
+    platform: str = "slack"
+    sent: list[OutboundMessage] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+    attempts: int = 0
+
+    async def send(self, message: OutboundMessage) -> dict[str, Any]:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+        return {"ts": str(len(self.sent))}
+
+    async def close(self) -> None:
+        return None
+
+    @property
+    def texts(self) -> list[str]:
+        return [m.text for m in self.sent]
+
+
+@dataclass
+class Rig:
+    bus: Bus
+    store: Store
+    publisher: Publisher
+    metrics: Metrics
+    platform: RecordingPlatform = field(default_factory=RecordingPlatform)
+    workers: list[PartitionWorker] = field(default_factory=list)
+    letters: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)
+
+    async def start(self, agents: dict[str, Any], *, attempts: int = 3) -> None:
+        dead = DeadLetters(self.publisher, self.metrics)
+        pool = AgentPool({n: AgentFactory(n, a) for n, a in agents.items()}, self.store)
+        dispatcher = Dispatcher(
+            publisher=self.publisher,
+            store=self.store,
+            pool=pool,
+            dead=dead,
+            metrics=self.metrics,
+            config=DispatchConfig(attempts=attempts, retry_base=0.01),
+        )
+        sender = Sender(
+            {"slack": self.platform},
+            store=self.store,
+            limiter=RateLimiter(self.store, FAST),
+            dead=dead,
+            metrics=self.metrics,
+            attempts=3,
+            retry_base=0.01,
+        )
+        for p in range(PARTITIONS):
+            worker = PartitionWorker(p, bus=self.bus, dispatcher=dispatcher, sender=sender, prefetch=20)
+            await worker.start()
+            self.workers.append(worker)
+
+    async def stop(self) -> None:
+        for w in self.workers:
+            await w.stop(grace=5)
+
+    async def dead(self) -> list[tuple[dict[str, Any], bytes]]:
+        """Every dead letter so far (taken off the queue and kept here)."""
+        while (d := await self.bus.get(self.bus.topology.dead_queue)) is not None:
+            self.letters.append((d.headers, d.body))
+            await d.ack()
+        return list(self.letters)
+
+
+@pytest.fixture(params=["memory", "rabbitmq+redis"])
+async def rig(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Rig]:
+    topology = Topology(namespace, PARTITIONS)
+    bus: Bus
+    store: Store
+    if request.param == "memory":
+        bus, store = MemoryBus(topology), MemoryStore(namespace)
+    else:
+        require("RabbitMQ", "127.0.0.1", 5672)
+        require("Redis", "127.0.0.1", 6379)
+        bus, store = AmqpBus(AMQP_URL, topology), RedisStore(REDIS_URL, namespace)
+    await bus.start()
+    metrics = Metrics()
+    r = Rig(bus, store, Publisher(bus, metrics), metrics)
+    try:
+        yield r
+    finally:
+        await r.stop()
+        await bus.close()
+        await store.close()
+        if request.param != "memory":
+            await purge_namespace(namespace, PARTITIONS)
+
+
+def event(
+    text: str, *, key: str = "slack:T:C:1", busy: str = "queue", agent: str = "rec", ref: str | None = None, **kw: Any
+) -> Event:
+    address = ReplyAddress(platform="slack", bot="T", channel="C", thread=key.rsplit(":", 1)[-1])
+    return Event(
+        platform="slack",
+        delivery_id=ref or text,
+        kind=EventKind.MESSAGE,
+        conversation_key=key,
+        agent=agent,
+        busy=busy,
+        text=text,
+        reply_to=address,  # type: ignore[arg-type]
+        message_ref=ref or f"ref:{key}:{text}",
+        **kw,
+    )
+
+
+class Recorder:
+    """Replies with every text of its turn; can hold a turn until released."""
+
+    def __init__(self) -> None:
+        self.turns: list[list[str]] = []
+        self.hold = asyncio.Event()
+        self.hold.set()
+        self.entered = asyncio.Event()
+
+    async def on_event(self, ctx: TurnContext, ev: Event) -> None:
+        self.turns.append([e.text for e in ctx.events])
+        self.entered.set()
+        await self.hold.wait()
+        await ctx.reply(" + ".join(e.text for e in ctx.events))
+
+
+async def test_queue_policy_runs_one_turn_per_message_in_order(rig: Rig) -> None:
+    agent = Recorder()
+    await rig.start({"rec": agent})
+    for i in range(20):
+        await rig.publisher.event(event(f"m{i}"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 20, what="20 replies")
+    assert agent.turns == [[f"m{i}"] for i in range(20)]
+    assert rig.platform.texts == [f"m{i}" for i in range(20)]
+
+
+async def _count(items: list[Any]) -> int:
+    return len(items)
+
+
+async def test_collect_policy_folds_messages_that_arrive_during_a_turn(rig: Rig) -> None:
+    agent = Recorder()
+    agent.hold.clear()
+    await rig.start({"rec": agent})
+    await rig.publisher.event(event("first", busy="collect"))
+    await asyncio.wait_for(agent.entered.wait(), 10)
+    for text in ("second", "third", "fourth"):
+        await rig.publisher.event(event(text, busy="collect"))
+    await eventually(lambda: _pending(rig), until=lambda n: n == 4, what="three messages waiting behind the turn")
+    agent.hold.set()
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 2, what="two replies")
+    assert agent.turns == [["first"], ["second", "third", "fourth"]]
+    assert rig.platform.texts == ["first", "second + third + fourth"]
+
+
+async def _pending(rig: Rig) -> int:
+    return sum(w.turns.pending() for w in rig.workers)
+
+
+async def test_conversations_run_in_parallel_while_one_is_busy(rig: Rig) -> None:
+    slow = Recorder()
+    slow.hold.clear()
+    await rig.start({"rec": slow})
+    await rig.publisher.event(event("blocked", key="slack:T:C:busy"))
+    await asyncio.wait_for(slow.entered.wait(), 10)
+    waiting = event("behind it", key="slack:T:C:busy")
+    await rig.publisher.event(waiting)
+    others = [event(f"other{i}", key=f"slack:T:C:{i}") for i in range(10)]
+    for ev in others:
+        await rig.publisher.event(ev)
+    await eventually(
+        lambda: _count(rig.platform.sent),
+        until=lambda n: n == 0 and len(slow.turns) == 11,
+        what="ten other conversations entering their turns",
+    )
+    slow.hold.set()
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 12, what="every reply")
+    busy = [m.text for m in rig.platform.sent if m.conversation_key == "slack:T:C:busy"]
+    assert busy == ["blocked", "behind it"]
+
+
+class Flaky:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def on_event(self, ctx: TurnContext, ev: Event) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError(f"flaky #{self.calls}")
+        await ctx.reply(f"ok after {self.calls}")
+
+
+async def test_a_failing_turn_is_retried_then_answers_once(rig: Rig) -> None:
+    agent = Flaky(failures=2)
+    await rig.start({"rec": agent}, attempts=3)
+    await rig.publisher.event(event("try"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    assert rig.platform.texts == ["ok after 3"]
+    assert await rig.dead() == []
+
+
+async def test_a_turn_that_keeps_failing_is_dead_lettered_with_error_and_attempts(rig: Rig) -> None:
+    agent = Flaky(failures=100)
+    await rig.start({"rec": agent}, attempts=2)
+    original = event("doomed")
+    await rig.publisher.event(original)
+    await rig.publisher.event(event("next in line"))
+    letters = await eventually(rig.dead, until=lambda d: len(d) == 2, what="two dead letters")
+    headers, body = letters[0]
+    assert headers["x-stage"] == "dispatch"
+    assert headers["x-reason"] == "turn_failed"
+    assert headers["x-attempts"] == 2
+    assert "RuntimeError: flaky #2" in headers["x-error"]
+    assert Event.model_validate_json(body) == original
+    assert agent.calls == 4  # two attempts each for "doomed" and for the message behind it
+    assert rig.platform.sent == []
+
+
+async def test_a_redelivered_or_duplicated_event_posts_nothing_twice(rig: Rig) -> None:
+    agent = Recorder()
+    await rig.start({"rec": agent})
+    ev = event("once", ref="slack:T:C:1700.1")
+    await rig.publisher.event(ev)
+    await rig.publisher.event(ev)  # a redelivery: same event
+    await rig.publisher.event(event("app_mention twin", ref="slack:T:C:1700.1"))  # same message, other event
+    await rig.publisher.event(event("after"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n >= 2, what="replies")
+    assert rig.platform.texts == ["once", "after"]
+    assert agent.turns == [["once"], ["after"]]
+
+
+async def test_bot_messages_and_edits_start_no_turn(rig: Rig) -> None:
+    agent = Recorder()
+    await rig.start({"rec": agent})
+    await rig.publisher.event(event("a bot", skip_reason="bot message"))
+    await rig.publisher.event(event("an edit", skip_reason="edit"))
+    await rig.publisher.event(event("a person"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="one reply")
+    assert agent.turns == [["a person"]]
+
+
+async def test_undecodable_and_unknown_agent_events_are_dead_lettered(rig: Rig) -> None:
+    await rig.start({"rec": Recorder()})
+    topo = rig.bus.topology
+    await rig.bus.publish(topo.events_exchange, "0", b"not json", headers={"conversation_key": "x"})
+    await rig.publisher.event(event("who?", agent="nobody"))
+    letters = await eventually(rig.dead, until=lambda d: len(d) == 2, what="two dead letters")
+    assert sorted(h["x-reason"] for h, _ in letters) == ["undecodable", "unknown_agent"]
+
+
+async def test_sender_waits_out_429_and_retries_failures_before_sending_only(rig: Rig) -> None:
+    rig.platform.failures = [
+        RateLimited("429", platform="slack", retry_after=0.3),
+        SendError("connect refused", platform="slack", retryable=True),
+    ]
+    await rig.start({"rec": Recorder()})
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await rig.publisher.event(event("persist"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    assert loop.time() - start >= 0.3
+    assert rig.platform.attempts == 3
+    assert rig.platform.texts == ["persist"]
+
+
+async def test_sender_dead_letters_a_failure_after_sending(rig: Rig) -> None:
+    rig.platform.failures = [SendError("read timeout after the request was sent", platform="slack")]
+    await rig.start({"rec": Recorder()})
+    await rig.publisher.event(event("maybe posted"))
+    letters = await eventually(rig.dead, until=lambda d: len(d) == 1, what="a dead letter")
+    headers, body = letters[0]
+    assert headers["x-stage"] == "outbound"
+    assert headers["x-reason"] == "send_failed"
+    assert json.loads(body)["text"] == "maybe posted"
+    assert rig.platform.attempts == 1  # never resent: the platform may have posted it
