@@ -46,7 +46,10 @@ class DeadLetters:
         """Publish to the dead-letter queue (confirmed), then ack the original."""
         headers = dead_headers(delivery, stage=stage, reason=reason, error=error, attempts=attempts)
         delay = 0.5
-        for _ in range(8):
+        while True:
+            # Keep trying rather than requeue: a quorum queue puts a requeued message at the back,
+            # behind later events of its conversation. The conversation waits here instead; if the
+            # connection dies meanwhile, the broker redelivers the message in its place.
             try:
                 await self._publisher.dead(delivery.body, headers, delivery.message_id)
                 break
@@ -54,10 +57,6 @@ class DeadLetters:
                 log.warning("dead_letter_publish_failed", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
-        else:
-            # Broker unreachable for a long while: give the message back rather than lose it.
-            await delivery.requeue()
-            return
         self._metrics.dead_letters.labels(stage).inc()
         log.warning(
             "dead_lettered",

@@ -29,6 +29,8 @@ class Instance:
     session: SessionContext
     last_used: float = field(default_factory=time.monotonic)
     busy: int = 0
+    #: Set once on_session_enter finished; concurrent acquirers wait for it.
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class AgentPool:
@@ -61,11 +63,18 @@ class AgentPool:
             except BaseException:
                 inst.busy -= 1
                 self._instances.pop(ident, None)
+                inst.entered.set()
                 raise
+            inst.entered.set()
             await self._evict_over_limit()
-        else:
-            inst.busy += 1
-            self._instances.move_to_end(ident)
+            return inst
+        inst.busy += 1
+        self._instances.move_to_end(ident)
+        if not inst.entered.is_set():
+            await inst.entered.wait()
+            if self._instances.get(ident) is not inst:  # its enter failed: start over
+                inst.busy -= 1
+                return await self.acquire(agent, key)
         return inst
 
     def release(self, inst: Instance) -> None:

@@ -324,7 +324,7 @@ def require_broker(amqp_url: object, command: str) -> None:
     """Operator commands work across processes, so they need the real broker."""
     if amqp_url is None:
         raise ConfigError(
-            f"gateway {command} needs AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/): it reads RabbitMQ from "
+            f"`gateway {command}` needs AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/): it reads RabbitMQ from "
             "its own process. Without AMQP_URL, `gateway dev` keeps its bus inside that one process, where no "
             "other process can see it; run `gateway dev` with AMQP_URL and REDIS_URL to use the operator tools"
         )

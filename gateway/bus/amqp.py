@@ -99,6 +99,8 @@ class AmqpBus:
         exchange, queue and binding exists: an early publish would be returned unroutable.
         """
         self._ready = False
+        if self._conn is not None:  # a retried start must not leave the previous connection reconnecting forever
+            await self.close()
         self._conn = await aio_pika.connect_robust(
             self._url, timeout=self._timeout, client_properties={"connection_name": "chat-gateway"}
         )
@@ -191,11 +193,35 @@ class AmqpBus:
         return _AmqpSubscription(channel, q, tag)
 
     async def get(self, queue: str) -> Delivery | None:
-        if self._channel is None:
+        """basic.get on a channel of its own: a refusal (RabbitMQ refuses it on single-active-consumer
+        queues) closes that channel, never the publishing one. The channel closes once the delivery
+        is settled."""
+        if self._conn is None:
             raise PublishError("RabbitMQ is not connected")
-        q = await self._channel.get_queue(queue, ensure=False)
-        message = await q.get(fail=False, timeout=5)
-        return None if message is None else _delivery(message)
+        channel = await self._conn.channel(publisher_confirms=False)
+        try:
+            q = await channel.get_queue(queue, ensure=False)
+            message = await q.get(fail=False, timeout=5)
+        except (*_PUBLISH_ERRORS, TimeoutError) as exc:
+            with contextlib.suppress(*_PUBLISH_ERRORS):
+                await channel.close()
+            raise PublishError(f"cannot read {queue}: {exc!r}") from exc
+        if message is None:
+            with contextlib.suppress(*_PUBLISH_ERRORS):
+                await channel.close()
+            return None
+        delivery = _delivery(message)
+        settle = delivery._settle
+
+        async def settle_then_close(how: str) -> None:
+            try:
+                await settle(how)
+            finally:
+                with contextlib.suppress(*_PUBLISH_ERRORS):
+                    await channel.close()
+
+        delivery._settle = settle_then_close
+        return delivery
 
     async def tap(self, bindings: list[tuple[str, str]], handler: Handler, *, max_length: int) -> _AmqpSubscription:
         channel = await self._consumer_channel(prefetch=max(100, min(max_length, 1000)))

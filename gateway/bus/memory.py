@@ -1,9 +1,11 @@
 """The in-process bus twin: RabbitMQ's semantics that the gateway relies on.
 
 Direct and fanout routing, per-subscription prefetch, single active consumer
-(the first subscriber gets everything until it leaves), requeue to the front
-in delivery order, ``redeliveries`` counting, and length-capped taps that drop
-their oldest item. Everything is lost when the process exits; ``gateway dev``
+(the first subscriber gets everything until it leaves), what RabbitMQ 3.x quorum
+queues do with returned messages (a nack with requeue goes to the *back*; the
+unsettled deliveries of a closed subscription go back to the *front*, in order),
+``x-delivery-count``, and length-capped taps that drop their oldest item.
+``tests/integration/test_bus_contract.py`` runs the same cases on both. Everything is lost when the process exits; ``gateway dev``
 says so at start-up.
 """
 
@@ -58,10 +60,15 @@ class _Queue:
             self.ready.popleft()
         self.pump()
 
-    def requeue(self, msgs: list[_Msg]) -> None:
-        for msg in sorted(msgs, key=lambda m: m.seq, reverse=True):
+    def requeue(self, msgs: list[_Msg], *, front: bool) -> None:
+        ordered = sorted(msgs, key=lambda m: m.seq)
+        for msg in ordered:
             msg.redeliveries += 1
-            self.ready.appendleft(msg)
+            msg.headers["x-delivery-count"] = msg.redeliveries
+        if front:
+            self.ready.extendleft(reversed(ordered))
+        else:
+            self.ready.extend(ordered)
         self.pump()
 
     def _eligible(self) -> list[_Consumer]:
@@ -85,7 +92,7 @@ class _Queue:
             if consumer.unacked.pop(msg.seq, None) is None:
                 return
             if how == "requeue":
-                self.requeue([msg])
+                self.requeue([msg], front=False)
             else:
                 self.pump()
 
@@ -126,7 +133,7 @@ class _MemorySubscription:
         c = self._consumer
         pending, c.unacked = list(c.unacked.values()), {}
         if pending:
-            c.queue.requeue(pending)
+            c.queue.requeue(pending, front=True)
 
 
 class MemoryBus:
@@ -178,8 +185,7 @@ class MemoryBus:
             targets = self._fanout.get(exchange, [])
         else:
             targets = self._bindings.get((exchange, routing_key), [])
-        durable = [q for q in targets if q.max_length is None]
-        if not durable:
+        if not targets:
             raise PublishError(f"no queue is bound to {exchange!r} with key {routing_key!r}", event_id=message_id)
         for queue in targets:
             queue.put(_Msg(next(self._seq), body, dict(headers or {}), exchange, routing_key, message_id))
@@ -194,7 +200,11 @@ class MemoryBus:
         return _MemorySubscription(consumer)
 
     async def get(self, queue: str) -> Delivery | None:
-        q = self._queues[queue]
+        q = self._queues.get(queue)
+        if q is None:
+            raise PublishError(f"cannot read {queue}: no such queue")
+        if q.single_active:
+            raise PublishError(f"cannot read {queue}: basic.get is refused on single-active-consumer queues")
         if not q.ready:
             return None
         result: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
@@ -216,4 +226,5 @@ class MemoryBus:
 
     async def queue_info(self, queue: str) -> QueueInfo:
         q = self._queues[queue]
-        return QueueInfo(queue, len(q.ready), len(q.consumers))
+        consumers = min(1, len(q.consumers)) if q.single_active else len(q.consumers)  # RabbitMQ counts the active one
+        return QueueInfo(queue, len(q.ready), consumers)

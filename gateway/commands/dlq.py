@@ -12,8 +12,9 @@ republish) or purged, and gives every other letter back with ``basic.nack(requeu
 order it took them. A quorum queue serves given-back messages before any others, in the order
 they were given back, so the queue keeps its order; giving back only some (a partial browse)
 would reorder it, which is why even ``show`` and ``list --limit`` take everything. If the
-command dies, the broker gives the letters back itself when the channel closes. Letters
-that arrive while it runs are left alone (it takes at most the depth it saw at the start).
+command dies, the broker gives the letters back itself when the channel closes. It reads until
+the queue answers empty (the depth a declaration reports can lag publishes on a quorum queue), so
+letters that fail while it reads are taken and given back too; replays start only after that.
 
 Replay republishes the body unchanged, with its message id, to where it came from: a
 ``dispatch`` letter to the events exchange at its conversation's partition, an ``outbound``
@@ -88,21 +89,25 @@ class Letter:
         return out
 
 
+#: A safety stop for a dead-letter queue filling faster than it can be read.
+BORROW_LIMIT = 100_000
+
+
 @contextlib.asynccontextmanager
-async def borrow(bus: Bus) -> AsyncIterator[list[Letter]]:
-    """Every letter in the DLQ when we looked, held unacknowledged in queue order.
+async def borrow(bus: Bus, *, limit: int = BORROW_LIMIT) -> AsyncIterator[list[Letter]]:
+    """Every letter in the DLQ (until it answers empty), held unacknowledged in queue order.
 
     On exit, whatever the caller did not settle goes back, in the order it was taken.
+    The depth a queue declaration reports is not a bound: on a quorum queue it can lag publishes.
     """
     queue = bus.topology.dead_queue
-    depth = (await bus.queue_info(queue)).messages
     letters: list[Letter] = []
     try:
-        for i in range(depth):
+        while len(letters) < limit:
             d = await bus.get(queue)
             if d is None:
                 break
-            letters.append(Letter(d, item_from_delivery(d, bus.topology), i))
+            letters.append(Letter(d, item_from_delivery(d, bus.topology), len(letters)))
         yield letters
     finally:
         for letter in letters:
@@ -357,7 +362,8 @@ async def _replay(bus: Bus, args: argparse.Namespace) -> int:
         print(f"not found  {m}")
     selected = sum(1 for s in steps if s.action != "keep")
     if not selected and not missing:
-        print("nothing to replay")
+        print(f"nothing to replay ({len(letters)} letters in {bus.topology.dead_queue})")
+        return 0
     kept = len(letters) - len(result.replayed)
     print(f"replayed {len(result.replayed)} of {selected} selected; {kept} letters stay in {bus.topology.dead_queue}")
     return 0 if len(result.replayed) == selected and not missing else 1

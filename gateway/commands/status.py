@@ -261,7 +261,7 @@ async def collect(settings: Settings, interval: float) -> dict[str, Any]:
 async def run_status(settings: Settings, args: argparse.Namespace) -> int:
     if settings.amqp_url is None or settings.redis_url is None:
         raise ConfigError(
-            "gateway status needs AMQP_URL and REDIS_URL: it reads the queues from RabbitMQ and the leases from "
+            "`gateway status` needs AMQP_URL and REDIS_URL: it reads the queues from RabbitMQ and the leases from "
             "Redis. Without them `gateway dev` keeps both inside its own process, where no other process can see them"
         )
     report = await collect(settings, args.interval)

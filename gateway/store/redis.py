@@ -57,15 +57,16 @@ return tostring(-tokens / rate)
 class _AutoPipeline:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def execute(self, *args: Any) -> asyncio.Future[Any]:
+    def execute(self, *args: Any, **options: Any) -> asyncio.Future[Any]:
+        """Queue one command; ``options`` go to redis-py's response parsing (e.g. ``get=True`` for SET)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush_soon)
-        self._pending.append((args, fut))
+        self._pending.append((args, options, fut))
         return fut
 
     def _flush_soon(self) -> None:
@@ -75,25 +76,26 @@ class _AutoPipeline:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _flush(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _flush(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
         try:
             if len(batch) == 1:
-                results: list[Any] = [await self._client.execute_command(*batch[0][0])]  # type: ignore[no-untyped-call]
+                args, options, _ = batch[0]
+                results: list[Any] = [await self._client.execute_command(*args, **options)]  # type: ignore[no-untyped-call]
             else:
                 pipe = self._client.pipeline(transaction=False)
-                for args, _ in batch:
-                    pipe.execute_command(*args)
+                for args, options, _ in batch:
+                    pipe.execute_command(*args, **options)
                 results = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
-            for _, fut in batch:
+            for _, _, fut in batch:
                 if not fut.done():
                     fut.set_exception(StoreUnavailable(f"Redis did not answer: {exc}"))
             return
         except asyncio.CancelledError:
-            for _, fut in batch:
+            for _, _, fut in batch:
                 fut.cancel()
             raise
-        for (_, fut), result in zip(batch, results, strict=True):
+        for (_, _, fut), result in zip(batch, results, strict=True):
             if fut.done():
                 continue
             if isinstance(result, Exception):
@@ -118,8 +120,8 @@ class RedisStore:
     def _k(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
-    async def _run(self, *args: Any) -> Any:
-        return await self._pipe.execute(*args)
+    async def _run(self, *args: Any, **options: Any) -> Any:
+        return await self._pipe.execute(*args, **options)
 
     async def ping(self) -> bool:
         try:
@@ -132,8 +134,8 @@ class RedisStore:
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
         # SET NX GET returns the old value when it exists (Redis >= 7), in one round trip.
-        ok = await self._run("SET", self._k(key), value, "PX", int(ttl * 1000), "NX", "GET")
-        return None if ok is None else str(ok)
+        old = await self._run("SET", self._k(key), value, "PX", int(ttl * 1000), "NX", "GET", get=True)
+        return None if old is None else str(old)
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None:
         if ttl is None:

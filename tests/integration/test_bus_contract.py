@@ -104,14 +104,6 @@ async def test_publish_to_unbound_routing_key_raises(bus: Bus, exchange: str) ->
 
 async def test_publish_routed_only_to_a_tap_is_accepted(bus: Bus, kind: str, request: pytest.FixtureRequest) -> None:
     """RabbitMQ's ``mandatory`` only returns messages no queue took: a tap queue counts as a queue."""
-    if kind == "memory":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="TWIN MISMATCH: MemoryBus.publish ignores tap queues when deciding a message is "
-                "unroutable (it raises PublishError), RabbitMQ confirms it because the tap queue took it",
-                strict=True,
-            )
-        )
     rec = Recorder()
     tap = await bus.tap([(bus.topology.events_exchange, "99")], rec, max_length=5)
     await bus.publish(bus.topology.events_exchange, "99", b"{}", message_id="tap-only")
@@ -162,14 +154,6 @@ async def test_requeue_puts_the_message_behind_those_waiting(
     Only a consumer that goes away (channel closed) gives its messages back at the front, in order: see
     ``test_close_gives_unsettled_back_in_order_to_the_next_subscriber``.
     """
-    if kind == "memory":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="TWIN MISMATCH: MemoryBus puts a requeued delivery back at the front "
-                "(_Queue.requeue -> appendleft); RabbitMQ 3.10 quorum queues put it at the back",
-                strict=True,
-            )
-        )
     sent = await publish_many(bus, "0", 5)
     seen: list[Delivery] = []
 
@@ -210,14 +194,6 @@ async def test_redelivered_headers_carry_the_delivery_count(
     bus: Bus, kind: str, request: pytest.FixtureRequest
 ) -> None:
     """Quorum queues add ``x-delivery-count`` to a redelivered message; consumers must tolerate x- headers."""
-    if kind == "memory":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="TWIN MISMATCH: MemoryBus counts redeliveries but never adds the x-delivery-count "
-                "header that RabbitMQ quorum queues add to redelivered messages",
-                strict=True,
-            )
-        )
     await bus.publish(bus.topology.events_exchange, "2", b"{}", headers={"a": "b"})
     rec = Recorder(ack=False)
     sub = await bus.subscribe(bus.topology.dispatch_queue(2), rec, prefetch=1)
@@ -327,7 +303,7 @@ async def test_tap_with_max_length_sees_the_newest_and_originals_stay(bus: Bus) 
     rec = Recorder()
     tap = await bus.tap(topo.tap_bindings(), rec, max_length=5)
     sent = await publish_many(bus, "0", 20)
-    await until(lambda: rec.deliveries[-1:] and rec.deliveries[-1].body == sent[-1], "the newest copy")
+    await until(lambda: bool(rec.deliveries) and rec.deliveries[-1].body == sent[-1], "the newest copy")
     assert len(rec) >= 5
     assert rec.bodies()[-5:] == sent[-5:]
     await ready_count(bus, topo.dispatch_queue(0), 20)
@@ -383,16 +359,6 @@ async def test_get_on_a_single_active_consumer_queue_is_refused(
     bus: Bus, kind: str, request: pytest.FixtureRequest
 ) -> None:
     """RabbitMQ refuses basic.get on quorum queues with single-active-consumer (RESOURCE_LOCKED)."""
-    request.applymarker(
-        pytest.mark.xfail(
-            reason=(
-                "TWIN MISMATCH: MemoryBus.get serves single-active-consumer queues; RabbitMQ refuses basic.get there"
-                if kind == "memory"
-                else "BUG: AmqpBus.get lets aiormq.ChannelLockedResource escape instead of raising PublishError"
-            ),
-            strict=True,
-        )
-    )
     await bus.publish(bus.topology.events_exchange, "0", b"{}")
     await ready_count(bus, bus.topology.dispatch_queue(0), 1)
     with pytest.raises(PublishError):
@@ -400,14 +366,6 @@ async def test_get_on_a_single_active_consumer_queue_is_refused(
 
 
 async def test_a_failed_get_does_not_break_publishing(bus: Bus, kind: str, request: pytest.FixtureRequest) -> None:
-    if kind == "real":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="BUG: AmqpBus.get runs basic.get on the publisher channel; the broker's channel error "
-                "closes it, so ping() is False and publish raises PublishError until aio-pika reopens it",
-                strict=True,
-            )
-        )
     with contextlib.suppress(Exception):
         await bus.get(bus.topology.dispatch_queue(0))
     assert await bus.ping() is True
@@ -452,14 +410,6 @@ async def test_queue_info_counts_every_consumer_of_a_shared_queue(bus: Bus) -> N
 async def test_queue_info_counts_only_the_active_consumer_of_a_single_active_queue(
     bus: Bus, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    if kind == "memory":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="TWIN MISMATCH: MemoryBus.queue_info counts every subscriber; RabbitMQ reports only "
-                "the active one of a single-active-consumer quorum queue",
-                strict=True,
-            )
-        )
     queue = bus.topology.dispatch_queue(1)
     first = await bus.subscribe(queue, Recorder(), prefetch=1)
     second = await bus.subscribe(queue, Recorder(), prefetch=1)
@@ -468,11 +418,19 @@ async def test_queue_info_counts_only_the_active_consumer_of_a_single_active_que
     await second.close()
 
 
-async def test_start_is_idempotent(bus: Bus) -> None:
+async def test_start_again_keeps_queued_messages(bus: Bus) -> None:
     await bus.publish(bus.topology.events_exchange, "0", b"kept")
     await bus.start()
     assert await bus.ping()
     await ready_count(bus, bus.topology.dispatch_queue(0), 1)
+
+
+async def test_start_again_does_not_duplicate_routing(bus: Bus) -> None:
+    await bus.start()
+    await bus.publish(bus.topology.events_exchange, "0", b"once")
+    await bus.publish(bus.topology.dead_exchange, "", b"once")
+    await ready_count(bus, bus.topology.dispatch_queue(0), 1)
+    await ready_count(bus, bus.topology.dead_queue, 1)
 
 
 async def test_ping_and_publish_after_close(bus: Bus) -> None:
@@ -499,11 +457,6 @@ async def test_start_against_closed_port_fails_fast(namespace: str) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    reason="BUG: AmqpBus.start() overwrites self._conn without closing the previous connection, so a second "
-    "start() (documented as idempotent) leaks a connection and its channels that close() never closes",
-    strict=True,
-)
 async def test_start_twice_then_close_leaves_no_connection_open(services: tuple[str, str, str]) -> None:
     amqp_url, _, ns = services
     bus = AmqpBus(amqp_url, Topology(ns, 4))

@@ -39,9 +39,7 @@ class Calls:
 
 
 def manager(store: Store, me: str, calls: Calls, *, ttl: float = 10.0) -> LeaseManager:
-    return LeaseManager(
-        store, me, P, ttl=ttl, on_acquired=calls.acquired, on_release=calls.release, on_lost=calls.lost
-    )
+    return LeaseManager(store, me, P, ttl=ttl, on_acquired=calls.acquired, on_release=calls.release, on_lost=calls.lost)
 
 
 async def owners(store: Store) -> list[str | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import json
 import time
@@ -18,6 +20,7 @@ from connectors import build_registry
 from gateway import http as gateway_http
 from gateway import ingest as gateway_ingest
 from gateway import logs
+from gateway.bus.base import Delivery
 from gateway.bus.memory import MemoryBus
 from gateway.bus.topology import Topology
 from gateway.config import GatewayFile
@@ -55,10 +58,22 @@ class Gateway:
         return self.bus.topology
 
     async def published(self) -> list[tuple[int, Event]]:
-        """Take everything from every dispatch partition: (partition, event)."""
-        out = []
+        """Take everything from every dispatch partition: (partition, event).
+
+        Subscribes, as consumers do (RabbitMQ refuses basic.get on single-active-consumer queues).
+        The in-process bus delivers what is ready when a subscriber attaches, before yielding.
+        """
+        out: list[tuple[int, Event]] = []
         for p in range(self.topology.partitions):
-            while (delivery := await self.bus.get(self.topology.dispatch_queue(p))) is not None:
+            taken: list[Delivery] = []
+
+            async def take(delivery: Delivery, box: list[Delivery] = taken) -> None:
+                box.append(delivery)
+
+            sub = await self.bus.subscribe(self.topology.dispatch_queue(p), take, prefetch=10_000)
+            await asyncio.sleep(0)  # let the delivery tasks the subscription started run
+            await sub.cancel()
+            for delivery in taken:
                 await delivery.ack()
                 out.append((p, Event.model_validate_json(delivery.body)))
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -202,3 +203,29 @@ async def test_hooks_are_optional() -> None:
     assert pool.knows("bare")
     assert not pool.knows("nobody")
     await pool.close()
+
+
+async def test_concurrent_acquire_waits_for_enter() -> None:
+    gate = asyncio.Event()
+
+    class Slow:
+        entered = False
+
+        async def on_session_enter(self, ctx: SessionContext) -> None:
+            await gate.wait()
+            self.entered = True
+
+        async def on_event(self, ctx: Any, event: Any) -> None:
+            return None
+
+    pool = make_pool(slow=Slow)
+    first = asyncio.create_task(pool.acquire("slow", "k1"))
+    await asyncio.sleep(0)  # first is now inside on_session_enter
+    second = asyncio.create_task(pool.acquire("slow", "k1"))
+    await asyncio.sleep(0)
+    try:
+        if second.done():
+            assert second.result().agent.entered, "got the instance before on_session_enter finished"
+    finally:
+        gate.set()
+        await asyncio.gather(first, second)
