@@ -1,0 +1,45 @@
+"""Dispatch from code: an application hands an event to an agent the durable way, without a webhook."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.client import GatewayClient, slack_thread
+from gateway.settings import Settings
+from tests.e2e.conftest import gateway_env
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.telegram_api import FakeTelegram
+from tests.support.processes import GatewayProcess
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_dispatch_returns_a_receipt_and_the_agent_answers_once(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram
+) -> None:
+    amqp, redis, namespace = services
+    gw = await GatewayProcess("dev", gateway_env(slack, telegram, amqp=amqp, redis=redis, namespace=namespace)).start()
+    settings = Settings(AMQP_URL=amqp, REDIS_URL=redis, GATEWAY_NAMESPACE=namespace)
+    try:
+        async with GatewayClient.connect(settings) as client:
+            first = await client.dispatch(
+                "report ready", to=slack_thread("CAPI", "1700.1"), agent="echo", idempotency_key="report-1"
+            )
+            again = await client.dispatch(
+                "report ready", to=slack_thread("CAPI", "1700.1"), agent="echo", idempotency_key="report-1"
+            )
+            other = await client.dispatch(
+                "second report", to=slack_thread("CAPI", "1700.1"), agent="echo", idempotency_key="report-2"
+            )
+        messages = await slack.wait_for_messages(2)
+    finally:
+        assert await gw.terminate() == 0
+    assert first.duplicate is False
+    assert again.duplicate is True
+    assert other.duplicate is False
+    assert first.conversation_key == "slack:app:CAPI:1700.1"
+    assert 0 <= first.partition < 16
+    assert [(m["channel"], m["thread_ts"], m["text"]) for m in messages] == [
+        ("CAPI", "1700.1", "echo: report ready"),
+        ("CAPI", "1700.1", "echo: second report"),
+    ]
