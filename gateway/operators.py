@@ -20,7 +20,10 @@ import contextlib
 import fnmatch
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -349,3 +352,47 @@ async def open_broker(settings: Settings, command: str, *, timeout: float = 15.0
         yield bus
     finally:
         await bus.close()
+
+
+# ---------------------------------------------------------------- terminal helpers
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns; the last one is not padded."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [" ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
+
+
+def ask(prompt: str) -> asyncio.Future[str]:
+    """Read a line from stdin without blocking the loop; a daemon thread, so Ctrl-C never waits for Enter."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not answer.done():
+            answer.set_result(line)
+
+    def read() -> None:
+        loop.call_soon_threadsafe(deliver, sys.stdin.readline())
+
+    print(prompt, end="", file=sys.stderr, flush=True)
+    threading.Thread(target=read, daemon=True).start()
+    return answer
+
+
+@contextlib.contextmanager
+def sigterm_cancels() -> Iterator[asyncio.Event]:
+    """While inside, SIGTERM cancels the current task (like Ctrl-C) and sets the event it yields."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    terminated = asyncio.Event()
+
+    def on_sigterm() -> None:
+        terminated.set()
+        if task is not None:
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        yield terminated
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)

@@ -5,8 +5,8 @@ Direct and fanout routing, per-subscription prefetch, single active consumer
 queues do with returned messages (a nack with requeue goes to the *back*; the
 unsettled deliveries of a closed subscription go back to the *front*, in order),
 ``x-delivery-count``, and length-capped taps that drop their oldest item.
-``tests/integration/test_bus_contract.py`` runs the same cases on both. Everything is lost when the process exits; ``gateway dev``
-says so at start-up.
+``tests/integration/test_bus_contract.py`` runs the same cases on both.
+Everything is lost when the process exits; ``gateway dev`` says so at start-up.
 """
 
 from __future__ import annotations

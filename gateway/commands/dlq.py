@@ -1,28 +1,20 @@
-"""``gateway dlq``: list, show, replay and purge dead letters.
+"""``gateway dlq``: list, show, replay and purge dead letters (docs/operations.md says how to use it safely).
 
 gateway dlq list [FILTER…] [--json] [--limit N]
 gateway dlq show ID [--json]
 gateway dlq replay (ID… | FILTER… | --all) [--allow-reorder] [--dry-run]
 gateway dlq purge [ID… | FILTER…] [--yes]
 
-Reading a queue without random access: every command takes *all* the letters that were in the
-dead-letter queue when it started, with ``basic.get`` and no ack, so it holds them and nobody
-else sees them meanwhile; it then acks what it replayed (after the broker confirmed the
-republish) or purged, and gives every other letter back with ``basic.nack(requeue)`` in the
-order it took them. A quorum queue serves given-back messages before any others, in the order
-they were given back, so the queue keeps its order; giving back only some (a partial browse)
-would reorder it, which is why even ``show`` and ``list --limit`` take everything. If the
-command dies, the broker gives the letters back itself when the channel closes. It reads until
-the queue answers empty (the depth a declaration reports can lag publishes on a quorum queue), so
-letters that fail while it reads are taken and given back too; replays start only after that.
+A queue has no random access: every command takes all letters with ``basic.get`` and no ack
+(holding them, so nobody else sees them meanwhile), acks only what it replayed (after the broker
+confirmed the republish) or purged, and gives the rest back with ``basic.nack(requeue)`` in the
+order it took them, after also taking whatever failed meanwhile: a quorum queue appends what is
+given back at its back, so the queue keeps its order.
 
-Replay republishes the body unchanged, with its message id, to where it came from: a
-``dispatch`` letter to the events exchange at its conversation's partition, an ``outbound``
-letter to the outbound exchange. Same event id, same outbound ids: the turn and sent markers
-make a replay never post twice what was already delivered. Order: letters are replayed in
-queue order (the order they failed); a selected letter whose conversation has an older letter
-that stays in the queue is held back (it would be answered before that older one) unless
-``--allow-reorder``.
+Replay republishes the unchanged body and message id to where it came from (``dispatch``: the
+events exchange at the conversation's partition; ``outbound``: the outbound exchange), so the turn
+and sent markers make it never post twice. Letters go in the order they failed; one whose
+conversation has an older letter staying in the queue is held back unless ``--allow-reorder``.
 """
 
 from __future__ import annotations
@@ -32,12 +24,13 @@ import asyncio
 import contextlib
 import json
 import sys
-import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import structlog
 
 from gateway.bus.base import Bus, Delivery
 from gateway.bus.topology import Topology
@@ -47,14 +40,19 @@ from gateway.operators import (
     Filter,
     FilterError,
     Item,
+    ask,
     excerpt,
     format_age,
     is_filter_word,
     item_from_delivery,
     open_broker,
     parse_filters,
+    sigterm_cancels,
+    table,
 )
 from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 class ReplayRefused(ValueError):
@@ -89,27 +87,37 @@ class Letter:
         return out
 
 
-#: A safety stop for a dead-letter queue filling faster than it can be read.
-BORROW_LIMIT = 100_000
+#: A safety stop for a dead-letter queue filling faster than it can be read (the order is then not kept).
+BORROW_LIMIT = 1_000_000
+
+
+async def _take(bus: Bus, letters: list[Letter], limit: int) -> None:
+    while len(letters) < limit:
+        d = await bus.get(bus.topology.dead_queue)
+        if d is None:
+            return
+        letters.append(Letter(d, item_from_delivery(d, bus.topology), len(letters)))
+    log.warning("dlq_limit_reached", limit=limit, note="the dead-letter queue's order is not kept")
 
 
 @contextlib.asynccontextmanager
 async def borrow(bus: Bus, *, limit: int = BORROW_LIMIT) -> AsyncIterator[list[Letter]]:
     """Every letter in the DLQ (until it answers empty), held unacknowledged in queue order.
 
-    On exit, whatever the caller did not settle goes back, in the order it was taken.
-    The depth a queue declaration reports is not a bound: on a quorum queue it can lag publishes.
+    On exit, whatever the caller did not settle goes back with a nack, which RabbitMQ (3.10,
+    quorum queue) appends at the *back*, in the order given. So letters that failed while these
+    were held (now at the head) are taken first, and everything goes back in order: the queue
+    keeps its order. Closing the channel instead would return them, but not in order (measured).
     """
-    queue = bus.topology.dead_queue
     letters: list[Letter] = []
     try:
-        while len(letters) < limit:
-            d = await bus.get(queue)
-            if d is None:
-                break
-            letters.append(Letter(d, item_from_delivery(d, bus.topology), len(letters)))
+        await _take(bus, letters, limit)
         yield letters
     finally:
+        try:
+            await _take(bus, letters, limit)
+        except Exception as exc:  # the connection is gone: the broker returns what we held
+            log.warning("dlq_top_up_failed", error=repr(exc))
         for letter in letters:
             if not letter.delivery.settled:
                 await letter.delivery.requeue()
@@ -171,13 +179,18 @@ def replay_target(headers: dict[str, Any], item: Item, topology: Topology) -> tu
     raise ReplayRefused("it has no conversation key and no usable origin routing key")
 
 
+def _failure_order(letter: Letter) -> tuple[float, int]:
+    """When it failed (one consumer stamps one conversation's letters in turn order), then queue position."""
+    return (letter.item.at.timestamp() if letter.item.at else 0.0, letter.position)
+
+
 def plan_replay(
     letters: Sequence[Letter], chosen: Callable[[Item], bool], topology: Topology, *, allow_reorder: bool = False
 ) -> list[Step]:
-    """Decide, in queue order, what to replay, hold back (order) or refuse; the rest is kept."""
+    """Decide, in the order they failed, what to replay, hold back (order) or refuse; the rest is kept."""
     older_staying: dict[str, str] = {}  # conversation key -> id of an older letter that stays
     steps: list[Step] = []
-    for letter in letters:
+    for letter in sorted(letters, key=_failure_order):
         key = letter.item.key
         if not chosen(letter.item):
             step = Step(letter, "keep")
@@ -233,11 +246,6 @@ async def execute(bus: Bus, steps: Sequence[Step]) -> ReplayResult:
 # ---------------------------------------------------------------- output
 
 
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return [" ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
-
-
 def list_lines(letters: Sequence[Letter], now: datetime) -> list[str]:
     rows = [["ID", "AGE", "STAGE", "REASON", "ATTEMPTS", "PLATFORM", "CONVERSATION", "ERROR / TEXT"]]
     for letter in letters:
@@ -254,7 +262,7 @@ def list_lines(letters: Sequence[Letter], now: datetime) -> list[str]:
                 excerpt(i.error or i.text, 70),
             ]
         )
-    return _table(rows)
+    return table(rows)
 
 
 def show_lines(letter: Letter, now: datetime) -> list[str]:
@@ -329,61 +337,40 @@ async def _show(bus: Bus, args: argparse.Namespace) -> int:
     return 0
 
 
+def _where(step: Step) -> str:
+    if step.target is None:
+        return step.note + (" (add it, or --allow-reorder)" if step.action == "hold" else "")
+    return f"-> {step.target[0]} key {step.target[1]}"
+
+
 async def _replay(bus: Bus, args: argparse.Namespace) -> int:
     chosen = selection(args.words, everything=args.all)
     if chosen.empty:
         raise ConfigError("say what to replay: IDs (from `gateway dlq list`), FILTERs, or --all")
     async with borrow(bus) as letters:
         steps = plan_replay(letters, chosen, bus.topology, allow_reorder=args.allow_reorder)
-        if args.dry_run:
-            for s in steps:
-                if s.action != "keep":
-                    where = f"-> {s.target[0]} key {s.target[1]}" if s.target else s.note
-                    print(
-                        _step_line(
-                            {"replay": "would replay", "hold": "would hold", "refuse": "would refuse"}[s.action],
-                            s,
-                            where,
-                        )
-                    )
-            return 0
-        result = await execute(bus, steps)
-    for step in result.replayed:
-        assert step.target is not None
-        print(_step_line("replayed", step, f"-> {step.target[0]} key {step.target[1]}"))
-    for step in steps:
-        if step.action in ("hold", "refuse"):
-            hint = " (add it, or --allow-reorder)" if step.action == "hold" else ""
-            print(_step_line("held back" if step.action == "hold" else "refused", step, step.note + hint))
-    for step, error in result.failed:
-        print(_step_line("failed", step, error))
+        result = ReplayResult([], []) if args.dry_run else await execute(bus, steps)
+    done = {id(s) for s in result.replayed}
+    failed = {id(s): error for s, error in result.failed}
+    verbs = {"replay": "would replay", "hold": "held back", "refuse": "refused"}
+    for step in (s for s in steps if s.action != "keep"):
+        if id(step) in failed:
+            print(_step_line("failed", step, failed[id(step)]))
+        else:
+            print(_step_line("replayed" if id(step) in done else verbs[step.action], step, _where(step)))
     missing = sorted(chosen.ids - {x.item.id for x in letters})
     for m in missing:
         print(f"not found  {m}")
     selected = sum(1 for s in steps if s.action != "keep")
-    if not selected and not missing:
-        print(f"nothing to replay ({len(letters)} letters in {bus.topology.dead_queue})")
+    queue = bus.topology.dead_queue
+    if args.dry_run or (not selected and not missing):
+        print(
+            f"{'dry run: nothing changed' if args.dry_run else 'nothing to replay'} ({len(letters)} letters in {queue})"
+        )
         return 0
     kept = len(letters) - len(result.replayed)
-    print(f"replayed {len(result.replayed)} of {selected} selected; {kept} letters stay in {bus.topology.dead_queue}")
+    print(f"replayed {len(result.replayed)} of {selected} selected; {kept} letters stay in {queue}")
     return 0 if len(result.replayed) == selected and not missing else 1
-
-
-def _ask(prompt: str) -> asyncio.Future[str]:
-    """Read a line without blocking the loop, in a daemon thread (Ctrl-C must not wait for Enter)."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[str] = loop.create_future()
-
-    def deliver(line: str) -> None:
-        if not answer.done():
-            answer.set_result(line)
-
-    def read() -> None:
-        loop.call_soon_threadsafe(deliver, sys.stdin.readline())
-
-    print(prompt, end="", file=sys.stderr, flush=True)
-    threading.Thread(target=read, daemon=True).start()
-    return answer
 
 
 async def _purge(bus: Bus, args: argparse.Namespace) -> int:
@@ -395,7 +382,7 @@ async def _purge(bus: Bus, args: argparse.Namespace) -> int:
             return 0
         reasons = ", ".join(f"{r}: {n}" for r, n in Counter(x.item.reason or "?" for x in doomed).most_common())
         question = f"Delete {len(doomed)} dead letter(s) from {bus.topology.dead_queue} ({reasons})? [y/N] "
-        if not args.yes and (await _ask(question)).strip().lower() not in ("y", "yes"):
+        if not args.yes and (await ask(question)).strip().lower() not in ("y", "yes"):
             print("nothing deleted (pass --yes to purge without asking)")
             return 1
         for letter in doomed:
@@ -408,16 +395,26 @@ _ACTIONS = {"list": _list, "show": _show, "replay": _replay, "purge": _purge}
 
 
 async def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        async with open_broker(settings, "dlq") as bus:
-            return await _ACTIONS[args.action](bus, args)
-    except BrokerUnreachable as exc:
-        print(f"gateway dlq: {exc}", file=sys.stderr)
-        return 1
+    with sigterm_cancels() as terminated:  # unwind like Ctrl-C, so held letters go back in order
+        try:
+            async with open_broker(settings, "dlq") as bus:
+                return await _ACTIONS[args.action](bus, args)
+        except BrokerUnreachable as exc:
+            print(f"gateway dlq: {exc}", file=sys.stderr)
+            return 1
+        except asyncio.CancelledError:
+            if not terminated.is_set():
+                raise
+            print("gateway dlq: stopped by SIGTERM; the letters it held are back in the queue", file=sys.stderr)
+            return 143
 
 
 def _words(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="ID|FILTER", help="message ids from `list`, or FIELD=GLOB filters")
+    p.epilog = (
+        "FILTER: FIELD=GLOB or FIELD!=GLOB, all must match; fields: stage reason key platform kind agent sender id "
+        "(globs * ? [abc]; see `gateway tail --help`). Example: reason=turn_failed key='slack:T0123:*'"
+    )
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -50,12 +50,16 @@ class GatewayProcess:
         )
         log.close()
         path = "/readyz" if ready else "/healthz"
-        await eventually(
-            lambda: self._status(path),
-            until=lambda s: s == 200,
-            timeout=timeout,
-            what=f"{self.name} {path} (log: {self.log_path})",
-        )
+        try:
+            await eventually(
+                lambda: self._status(path),
+                until=lambda s: s == 200,
+                timeout=timeout,
+                what=f"{self.name} {path} (log: {self.log_path})",
+            )
+        except BaseException:
+            await self.kill()  # never leave a half-started gateway behind
+            raise
         return self
 
     async def _status(self, path: str) -> int:

@@ -8,7 +8,6 @@ import pytest
 
 from consumers.deadletter import dead_headers
 from gateway.bus.base import Delivery
-from gateway.bus.memory import MemoryBus
 from gateway.bus.topology import Topology
 from gateway.commands.dlq import (
     Letter,
@@ -195,15 +194,102 @@ async def test_a_failed_publish_leaves_it_and_everything_after_it_in_the_queue()
     assert not letters[2].delivery.settled
 
 
-async def test_borrow_gives_back_whatever_was_not_settled() -> None:
-    bus = MemoryBus(TOPO)
-    await bus.start()
-    for i in range(3):
-        await bus.publish(TOPO.dead_exchange, "", b"{}", headers={"x-stage": "dispatch"}, message_id=f"m{i}")
-    async with borrow(bus) as letters:
-        assert [x.id for x in letters] == ["m0", "m1", "m2"]
-        assert (await bus.queue_info(TOPO.dead_queue)).messages == 0  # held, invisible to others
+class QueueBus:
+    """A dead-letter queue with RabbitMQ's quorum-queue give-back: a nack appends at the back."""
+
+    def __init__(self, n: int) -> None:
+        self.topology = TOPO
+        self.ready: list[Delivery] = []
+        self.log: list[str] = []
+        for i in range(n):
+            self.add(f"m{i}")
+
+    def add(self, msg_id: str) -> None:
+        d = letter(0, A, msg_id=msg_id).delivery
+
+        async def settle(how: str) -> None:
+            self.log.append(f"{how} {msg_id}")
+            if how == "requeue":
+                self.ready.append(d)
+
+        d._settle = settle
+        d.settled = False
+        self.ready.append(d)
+
+    async def get(self, queue: str) -> Delivery | None:
+        assert queue == TOPO.dead_queue
+        if not self.ready:
+            return None
+        d = self.ready.pop(0)
+        d.settled = False
+        return d
+
+    def order(self) -> list[str | None]:
+        return [d.message_id for d in self.ready]
+
+
+async def test_borrow_takes_everything_and_gives_back_the_rest_in_order() -> None:
+    bus = QueueBus(4)
+    async with borrow(bus) as letters:  # type: ignore[arg-type]
+        assert [x.id for x in letters] == ["m0", "m1", "m2", "m3"]
+        assert bus.ready == []  # held: invisible to others
         await letters[1].delivery.ack()
-    assert (await bus.queue_info(TOPO.dead_queue)).messages == 2
-    async with borrow(bus) as again:
-        assert sorted(x.id for x in again) == ["m0", "m2"]
+    assert bus.order() == ["m0", "m2", "m3"]
+
+
+async def test_letters_failing_while_others_are_held_stay_behind_them() -> None:
+    bus = QueueBus(3)
+    async with borrow(bus) as letters:  # type: ignore[arg-type]
+        assert len(letters) == 3
+        bus.add("new")
+    assert bus.order() == ["m0", "m1", "m2", "new"]
+
+
+async def test_borrow_gives_letters_back_when_the_caller_fails() -> None:
+    bus = QueueBus(2)
+    with pytest.raises(RuntimeError, match="boom"):
+        await _fail_inside(bus)
+    assert bus.order() == ["m0", "m1"]
+
+
+async def _fail_inside(bus: QueueBus) -> None:
+    async with borrow(bus):  # type: ignore[arg-type]
+        raise RuntimeError("boom")
+
+
+def test_replay_follows_failure_time_not_queue_position() -> None:
+    first, second = letter(0, A), letter(1, A)
+    first.delivery.headers["x-failed-at"] = "2024-05-01T12:00:00+00:00"
+    second.delivery.headers["x-failed-at"] = "2024-05-01T12:00:01+00:00"
+    swapped = [
+        Letter(second.delivery, item_from_delivery(second.delivery, TOPO), 0),
+        Letter(first.delivery, item_from_delivery(first.delivery, TOPO), 1),
+    ]
+    steps = plan_replay(swapped, selection(["m1"]), TOPO)  # m0 failed first but sits behind m1
+    assert actions(steps) == [("m0", "keep"), ("m1", "hold")]
+
+
+def test_list_and_show_read_well() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.commands.dlq import list_lines, show_lines
+
+    x = letter(0, A)
+    now = datetime.now(UTC)
+    header, row = list_lines([x], now)
+    assert header.split()[:4] == ["ID", "AGE", "STAGE", "REASON"]
+    assert row.split()[:6] == ["m0", row.split()[1], "dispatch", "turn_failed", "3", "slack"]
+    shown = "\n".join(show_lines(x, now))
+    assert "reason:       turn_failed" in shown
+    assert f"origin:       {TOPO.events_exchange} key {TOPO.partition_of(A)}" in shown
+    assert '"text": "x"' in shown
+
+
+async def test_dlq_needs_the_broker() -> None:
+    import argparse
+
+    from gateway.commands.dlq import run_dlq
+    from gateway.settings import Settings
+
+    with pytest.raises(ConfigError, match="needs AMQP_URL"):
+        await run_dlq(Settings(), argparse.Namespace(action="list", words=[], json=False, limit=0))

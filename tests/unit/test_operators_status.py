@@ -126,3 +126,14 @@ def test_the_printed_report() -> None:
     assert "stalled partitions: 3" in text
     text = "\n".join(format_report(report(queues=None, broker_error="refused")))
     assert "UNREACHABLE  refused" in text
+
+
+async def test_status_needs_both_services() -> None:
+    import argparse
+
+    from gateway.commands.status import run_status
+    from gateway.errors import ConfigError
+    from gateway.settings import Settings
+
+    with pytest.raises(ConfigError, match="needs AMQP_URL and REDIS_URL"):
+        await run_status(Settings(), argparse.Namespace(json=True, interval=0.0))
