@@ -22,7 +22,26 @@ class SlackSender:
     platform = "slack"
 
     def __init__(self, token: str, base_url: str = "https://slack.com/api/", timeout: int = 10) -> None:
-        self._client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[])
+        self._token = token
+        self._base_url = base_url
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._web: AsyncWebClient | None = None
+
+    @property
+    def _client(self) -> AsyncWebClient:
+        # One pooled session for every call: without it AsyncWebClient opens a new session (and TCP/TLS
+        # connection) per API call. Created lazily because a session belongs to the running loop.
+        if self._web is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+            self._web = AsyncWebClient(
+                token=self._token,
+                base_url=self._base_url,
+                timeout=self._timeout,
+                session=self._session,
+                retry_handlers=[],
+            )
+        return self._web
 
     async def send(self, message: OutboundMessage) -> dict[str, Any]:
         to = message.to
@@ -59,6 +78,7 @@ class SlackSender:
             raise SendError(f"Slack call failed after sending: {exc!r}", platform="slack") from exc
 
     async def close(self) -> None:
-        session = getattr(self._client, "session", None)
-        if session is not None:
-            await session.close()
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+        self._web = None
