@@ -54,6 +54,8 @@ class DeadLetters:
                 await self._publisher.dead(delivery.body, headers, delivery.message_id)
                 break
             except PublishError as exc:
+                if not delivery.alive():
+                    return  # the broker takes the original back and delivers it again
                 log.warning("dead_letter_publish_failed", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)

@@ -69,7 +69,7 @@ class Dispatcher:
     async def run(self, key: str, deliveries: list[Delivery]) -> None:
         """Handle the deliveries of one lane run (one, or several under ``collect``)."""
         pending: list[tuple[Delivery, Event]] = []
-        for d in deliveries:
+        for d in [d for d in deliveries if d.alive()]:  # dead copies come again after a reconnection
             event = await self._decode(d)
             if event is None:
                 continue
@@ -146,6 +146,9 @@ class Dispatcher:
                         await self._publisher.outbound(message)
                     await self._record(agent, key, events, outbox)
                 except Exception as exc:
+                    if not all(d.alive() for d in deliveries):
+                        log.warning("turn_abandoned", reason="connection lost; the broker redelivers the event")
+                        return
                     error = f"{type(exc).__name__}: {exc}"
                     self._metrics.turns.labels(agent, "error").inc()
                     log.warning("turn_failed", attempt=attempt, of=self._cfg.attempts, error=error)

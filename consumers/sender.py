@@ -71,6 +71,8 @@ class Sender:
             await self._one(d)
 
     async def _one(self, d: Delivery) -> None:
+        if not d.alive():  # its channel died: the broker delivers it again on the new one
+            return
         try:
             message = OutboundMessage.model_validate_json(d.body)
         except (ValidationError, ValueError) as exc:
@@ -124,6 +126,8 @@ class Sender:
                 continue
             except SendError as exc:
                 error = str(exc)
+                if not d.alive():
+                    return
                 if exc.retryable and attempt < self._attempts:
                     self._metrics.send_retries.labels(name).inc()
                     log.info("outbound_retry", error=error, attempt=attempt)

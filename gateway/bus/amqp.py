@@ -63,27 +63,85 @@ def _delivery(message: AbstractIncomingMessage, *, auto_acked: bool = False) -> 
         message_id=message.message_id,
         redeliveries=redeliveries,
         _settle=settle,
+        # After a reconnection the old channel is closed: the broker has put the message back and will
+        # deliver it again on the new one, so work on this copy would be done twice.
+        alive=lambda: not message.channel.is_closed,
     )
 
 
 class _AmqpSubscription:
-    def __init__(self, channel: AbstractChannel, queue: AbstractQueue, tag: str) -> None:
-        self._channel = channel
-        self._queue = queue
-        self._tag = tag
+    """A consumer that re-attaches itself when the robust connection comes back.
+
+    aio-pika reopens channels after a broker restart but does not restore consumers started on a
+    queue obtained with ``get_queue(ensure=False)``; without ``reopen`` a consumer process would
+    sit idle on a live connection while its queues fill up.
+    """
+
+    def __init__(
+        self,
+        bus: AmqpBus,
+        queue: str,
+        handler: Handler,
+        prefetch: int,
+        tap: tuple[list[tuple[str, str]], int] | None = None,
+    ) -> None:
+        self._bus = bus
+        self._queue_name = queue
+        self._handler = handler
+        self._prefetch = prefetch
+        self._tap = tap
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._tag = ""
         self._cancelled = False
+
+    async def open(self) -> None:
+        channel = await self._bus._consumer_channel(self._prefetch)
+        if self._tap is None:
+            queue = await channel.get_queue(self._queue_name, ensure=False)
+        else:
+            bindings, max_length = self._tap
+            queue = await channel.declare_queue(
+                "",
+                exclusive=True,
+                auto_delete=True,
+                durable=False,
+                arguments={"x-max-length": max_length, "x-overflow": "drop-head"},
+            )
+            for exchange, key in bindings:
+                await queue.bind(exchange, routing_key=key)
+        auto_acked = self._tap is not None
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._handler(_delivery(message, auto_acked=auto_acked))
+
+        self._tag = await queue.consume(on_message, no_ack=auto_acked)
+        self._channel, self._queue = channel, queue
+
+    async def reopen(self) -> None:
+        if self._cancelled:
+            return
+        old = self._channel
+        if old is not None:
+            with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
+                await old.close()
+        await self.open()
+        log.info("consumer_reattached", queue=self._queue_name or "tap")
 
     async def cancel(self) -> None:
         if self._cancelled:
             return
         self._cancelled = True
-        with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
-            await self._queue.cancel(self._tag, timeout=5)
+        self._bus._subscriptions.discard(self)
+        if self._queue is not None:
+            with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
+                await self._queue.cancel(self._tag, timeout=5)
 
     async def close(self) -> None:
         await self.cancel()
-        with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
-            await self._channel.close()
+        if self._channel is not None:
+            with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
+                await self._channel.close()
 
 
 class AmqpBus:
@@ -93,6 +151,8 @@ class AmqpBus:
         self._timeout = connect_timeout
         self._conn: AbstractRobustConnection | None = None
         self._publishers: list[tuple[AbstractChannel, dict[str, AbstractExchange]]] = []
+        self._subscriptions: set[_AmqpSubscription] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._ready = False
 
     async def start(self) -> None:
@@ -107,6 +167,7 @@ class AmqpBus:
         self._conn = await aio_pika.connect_robust(
             self._url, timeout=self._timeout, client_properties={"connection_name": "chat-gateway"}
         )
+        self._conn.reconnect_callbacks.add(self._on_reconnect)
         declaring = await self._conn.channel(publisher_confirms=False)
         try:
             await self._declare(declaring)
@@ -195,14 +256,24 @@ class AmqpBus:
         return channel
 
     async def subscribe(self, queue: str, handler: Handler, *, prefetch: int) -> _AmqpSubscription:
-        channel = await self._consumer_channel(prefetch)
-        q = await channel.get_queue(queue, ensure=False)
+        sub = _AmqpSubscription(self, queue, handler, prefetch)
+        await sub.open()
+        self._subscriptions.add(sub)
+        return sub
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            await handler(_delivery(message))
+    def _on_reconnect(self, *_: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._reattach())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-        tag = await q.consume(on_message)
-        return _AmqpSubscription(channel, q, tag)
+    async def _reattach(self) -> None:
+        log.warning("broker_reconnected", consumers=len(self._subscriptions))
+        for sub in list(self._subscriptions):
+            try:
+                await sub.reopen()
+            except Exception as exc:  # the connection dropped again: the next reconnect retries
+                log.warning("consumer_reattach_failed", error=repr(exc))
+                return
 
     async def get(self, queue: str) -> Delivery | None:
         """basic.get on a channel of its own: a refusal (RabbitMQ refuses it on single-active-consumer
@@ -236,22 +307,10 @@ class AmqpBus:
         return delivery
 
     async def tap(self, bindings: list[tuple[str, str]], handler: Handler, *, max_length: int) -> _AmqpSubscription:
-        channel = await self._consumer_channel(prefetch=max(100, min(max_length, 1000)))
-        q = await channel.declare_queue(
-            "",
-            exclusive=True,
-            auto_delete=True,
-            durable=False,
-            arguments={"x-max-length": max_length, "x-overflow": "drop-head"},
-        )
-        for exchange, key in bindings:
-            await q.bind(exchange, routing_key=key)
-
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            await handler(_delivery(message, auto_acked=True))
-
-        tag = await q.consume(on_message, no_ack=True)
-        return _AmqpSubscription(channel, q, tag)
+        sub = _AmqpSubscription(self, "", handler, max(100, min(max_length, 1000)), tap=(bindings, max_length))
+        await sub.open()
+        self._subscriptions.add(sub)
+        return sub
 
     async def queue_info(self, queue: str) -> QueueInfo:
         if self._conn is None:

@@ -26,6 +26,8 @@ class Delivery:
     redeliveries: int
     _settle: Callable[[str], Awaitable[None]] = field(repr=False)
     settled: bool = False
+    #: False once the channel it came on is gone: the broker will deliver it again, so skip it.
+    alive: Callable[[], bool] = field(default=lambda: True, repr=False)
 
     async def ack(self) -> None:
         await self._once("ack")
