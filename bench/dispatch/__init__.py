@@ -1,0 +1,1 @@
+"""Dispatch throughput benchmark (see run.py)."""

@@ -1,0 +1,342 @@
+"""Per-turn handling time vs stored history length, echo agent and LLM agent (instant fake model).
+
+    . .venv/bin/activate && python bench/history/run.py          # 3 rounds
+    python bench/history/run.py --rounds 1 --convs 20 --turns 5
+
+In-process, with the real parts: consumers.dispatch.Dispatcher (decode, done-marker check, agent
+pool, TurnContext, agent, confirmed outbound publish to RabbitMQ, history record in Redis, metrics,
+JSON log line to a file) over gateway.store.redis.RedisStore and gateway.bus.amqp.AmqpBus, on uvloop
+as `gateway` runs. Each turn is one Delivery handed to ``Dispatcher.run`` and timed with
+perf_counter; turns run one at a time (no contention), conversations interleaved.
+
+Before the turns, the history list of every conversation is preloaded in Redis at
+``{ns}:hist:{agent}:{conversation_key}`` with N items shaped like agents/context.py Turn.to_json()
+(alternating user/assistant, ~150-character texts), N in --lengths (default 10, 100, 10000).
+
+Agents:
+    echo  agents/echo.py (reads no history; the runtime still records two turns per event)
+    llm   agents/agent.py Agent against `python -m tests.fakes.openai_api` (a process; it answers
+          at once with "echo: <last user message>"): it reads the 50-turn window (LRANGE -50 -1) and
+          sends system + window + the new message. Model time (the openai client's HTTP round trip
+          to the fake) is timed separately, so runtime overhead = turn - model.
+
+Also timed on their own: the history read (store.tail) and the record (store.push = RPUSH + LTRIM to
+HISTORY_KEEP=1000). The first turn of a conversation preloaded with 10,000 items trims it to 1,000
+(consumers/dispatch.py HISTORY_KEEP), so "first turn" and "later turns" are reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.dispatch.common import (
+    AMQP_URL,
+    REDIS_URL,
+    Interference,
+    cleanup_namespace,
+    machine_info,
+    median,
+    pct,
+    start_fake,
+    stop_popen,
+    wait_for_machine,
+)
+
+TEXT = "Could you check the status of order A-{n} and tell me when it ships? Thanks a lot, it is urgent for us."
+
+
+def stats_ms(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    ms = [v * 1000 for v in values]
+    return {
+        "n": len(ms),
+        "p50": round(pct(ms, 50), 3),
+        "p90": round(pct(ms, 90), 3),
+        "p99": round(pct(ms, 99), 3),
+        "max": round(max(ms), 3),
+        "mean": round(sum(ms) / len(ms), 3),
+    }
+
+
+async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
+    import redis.asyncio as aioredis
+
+    from agents.context import Turn
+
+    items = [
+        Turn(
+            "user" if i % 2 == 0 else "assistant", TEXT.format(n=i), f"ev{i:08d}", "U0HIST" if i % 2 == 0 else None
+        ).to_json()
+        for i in range(n)
+    ]
+    r = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        for key in keys:
+            k = f"{namespace}:hist:{agent}:{key}"
+            pipe = r.pipeline(transaction=False)
+            pipe.delete(k)
+            for i in range(0, n, 1000):
+                pipe.rpush(k, *items[i : i + 1000])
+            await pipe.execute()
+    finally:
+        await r.aclose()
+
+
+async def run_round(args: argparse.Namespace, out: Path, fake_url: str, rnd: int, fake_pid: int) -> dict[str, Any]:
+    import structlog
+
+    from agents.agent import Agent
+    from agents.echo import EchoAgent
+    from agents.registry import AgentFactory
+    from consumers.deadletter import DeadLetters
+    from consumers.dispatch import HISTORY_KEEP, DispatchConfig, Dispatcher
+    from consumers.pool import AgentPool
+    from gateway import logs
+    from gateway.bus.amqp import AmqpBus
+    from gateway.bus.base import Delivery
+    from gateway.bus.topology import Topology
+    from gateway.client import slack_thread
+    from gateway.events import Event, EventKind, Sender, new_id
+    from gateway.metrics import Metrics
+    from gateway.publish import Publisher, event_headers
+    from gateway.routing import conversation_key
+    from gateway.store.redis import RedisStore
+
+    namespace = f"bench-history-{uuid.uuid4().hex[:8]}"
+    log_file = (out / f"{namespace}.log").open("w")
+    sys_stderr = sys.stderr
+    sys.stderr = log_file  # the gateway's JSON lines go to a file, as in a real process
+    structlog.reset_defaults()
+    logs.configure("json", "info")
+
+    store = RedisStore(REDIS_URL, namespace)
+    bus = AmqpBus(AMQP_URL, Topology(namespace, 16))
+    await bus.start()
+    metrics = Metrics()
+    publisher = Publisher(bus, metrics)
+    llm = Agent(name="llm", model="gpt-4o-mini")
+    llm.configure(base_url=fake_url + "/v1", api_key="sk-test", default_model=None)
+    factories = {"echo": AgentFactory("echo", EchoAgent()), "llm": AgentFactory("llm", llm)}
+    pool = AgentPool(factories, store)
+    dispatcher = Dispatcher(
+        publisher=publisher,
+        store=store,
+        pool=pool,
+        dead=DeadLetters(publisher, metrics),
+        metrics=metrics,
+        config=DispatchConfig(default_agent="echo", history_window=50),
+    )
+
+    # Timers around the model call, the history read and the record (the turns run one at a time).
+    acc = {"model": 0.0, "model_cpu": 0.0, "tail": 0.0, "push": 0.0, "publish": 0.0}
+
+    def timed(name: str, fn: Any) -> Any:
+        async def wrapper(*a: Any, **kw: Any) -> Any:
+            t, c = time.perf_counter(), time.process_time()
+            try:
+                return await fn(*a, **kw)
+            finally:
+                acc[name] += time.perf_counter() - t
+                if name == "model":
+                    acc["model_cpu"] += time.process_time() - c
+
+        return wrapper
+
+    model = llm.model
+    model.complete = timed("model", model.complete)  # type: ignore[method-assign]
+    store.tail = timed("tail", store.tail)  # type: ignore[method-assign]
+    store.push = timed("push", store.push)  # type: ignore[method-assign]
+    publisher.outbound = timed("publish", publisher.outbound)  # type: ignore[method-assign]
+
+    async def settle(how: str) -> None:
+        settled.append(how)
+
+    settled: list[str] = []
+    lengths = [int(x) for x in args.lengths.split(",")]
+    convs: list[tuple[str, int, str, Any]] = []  # (agent, length, key, address)
+    for agent in args.agents.split(","):
+        for length in lengths:
+            keys = []
+            for c in range(args.convs):
+                addr = slack_thread(f"C{length}", f"1700000000.{c:06d}", team=f"T{agent.upper()}")
+                keys.append(conversation_key(addr))
+                convs.append((agent, length, keys[-1], addr))
+            await preload(namespace, agent, keys, length)
+    # Interleave: conversation c of every (agent, length) in turn.
+    convs.sort(key=lambda x: (int(x[3].thread.split(".")[1]), x[0], x[1]))
+
+    samples: dict[tuple[str, int], dict[str, list[float]]] = {}
+    interference = Interference([fake_pid])
+    sender = Sender(id="U0HIST", name="bench")
+    dead_before = metrics.dead_letters.labels("dispatch")._value.get()
+    try:
+        for turn in range(args.turns):
+            for agent, length, key, addr in convs:
+                eid = new_id()
+                event = Event(
+                    id=eid,
+                    platform="slack",
+                    delivery_id=f"api:{eid}",
+                    kind=EventKind.MESSAGE,
+                    conversation_key=key,
+                    agent=agent,
+                    sender=sender,
+                    text=f"turn {turn}: " + TEXT.format(n=turn),
+                    reply_to=addr,
+                    message_ref=f"api:{eid}",
+                )
+                d = Delivery(
+                    body=event.model_dump_json().encode(),
+                    headers=event_headers(event),
+                    routing_key="0",
+                    exchange=f"{namespace}.events",
+                    message_id=eid,
+                    redeliveries=0,
+                    _settle=settle,
+                )
+                for k in acc:
+                    acc[k] = 0.0
+                t = time.perf_counter()
+                await dispatcher.run(key, [d])
+                dt = time.perf_counter() - t
+                if settled[-1:] != ["ack"]:
+                    raise RuntimeError(f"turn not acked: {settled[-1:]}")
+                s = samples.setdefault((agent, length), {})
+                phase = "first" if turn == 0 else "later"
+                for name, v in (
+                    ("turn", dt),
+                    ("model", acc["model"]),
+                    ("model_client_cpu", acc["model_cpu"]),
+                    ("runtime", dt - acc["model"]),
+                    ("history_read", acc["tail"]),
+                    ("record", acc["push"]),
+                    ("outbound_publish", acc["publish"]),
+                ):
+                    s.setdefault(f"{name}_all", []).append(v)
+                    s.setdefault(f"{name}_{phase}", []).append(v)
+        seen_during = interference.done()
+        lens = {}
+        for agent, length, key, _ in convs[:: max(1, len(convs) // 12)]:
+            lens[f"{agent}/{length}"] = await store.length(f"hist:{agent}:{key}")
+        dead = metrics.dead_letters.labels("dispatch")._value.get() - dead_before
+        errors = sum(metrics.turns.labels(a, "error")._value.get() for a in args.agents.split(","))
+    finally:
+        await pool.close()
+        await llm.model.close()  # type: ignore[attr-defined]
+        await bus.close()
+        await store.close()
+        sys.stderr = sys_stderr
+        log_file.close()
+        with contextlib.suppress(Exception):
+            await cleanup_namespace(namespace)
+    result: dict[str, Any] = {
+        "round": rnd,
+        "namespace": namespace,
+        "history_keep": HISTORY_KEEP,
+        "interference": seen_during,
+        "list_lengths_after": lens,
+        "dead_letters": dead,
+        "turn_errors": errors,
+        "stats_ms": {f"{a}/{n}": {k: stats_ms(v) for k, v in s.items()} for (a, n), s in samples.items()},
+    }
+    return result
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--agents", default="echo,llm")
+    ap.add_argument("--lengths", default="10,100,10000")
+    ap.add_argument("--convs", type=int, default=40, help="conversations per (agent, length)")
+    ap.add_argument("--turns", type=int, default=8, help="turns per conversation")
+    ap.add_argument("--out-dir", default="/tmp/bench-history")
+    ap.add_argument("--retries", type=int, default=2, help="re-runs of a round disturbed by other processes")
+    args = ap.parse_args()
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    fake, fake_url = start_fake("tests.fakes.openai_api", ["--api-key", "sk-test"], out, "fake-openai")
+    results = []
+    try:
+        for rnd in range(args.rounds):
+            for attempt in range(args.retries + 1):
+                seen = wait_for_machine("history")
+                t0 = time.monotonic()
+                r = await asyncio.wait_for(run_round(args, out, fake_url, rnd, fake.pid), 60)
+                r["attempt"] = attempt
+                if not r["interference"]["contaminated"]:
+                    break
+                print(f"[history] interference during the round, again: {r['interference']}", file=sys.stderr)
+            r["seconds"] = round(time.monotonic() - t0, 1)
+            r["machine_before"] = seen
+            results.append(r)
+            print(
+                json.dumps(
+                    {
+                        k: r[k]
+                        for k in (
+                            "round",
+                            "seconds",
+                            "list_lengths_after",
+                            "dead_letters",
+                            "turn_errors",
+                            "interference",
+                        )
+                    }
+                ),
+                flush=True,
+            )
+            for case, st in r["stats_ms"].items():
+                print(
+                    case,
+                    json.dumps(
+                        {
+                            k: st[k]
+                            for k in (
+                                "turn_all",
+                                "turn_first",
+                                "turn_later",
+                                "runtime_all",
+                                "history_read_all",
+                                "record_all",
+                            )
+                            if k in st
+                        }
+                    ),
+                    flush=True,
+                )
+            (out / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
+            # Reset the fake's recorded calls (it keeps every request body).
+            import aiohttp
+
+            async with aiohttp.ClientSession() as s, s.post(fake_url + "/_reset") as resp:
+                await resp.read()
+    finally:
+        stop_popen(fake)
+    summary: dict[str, Any] = {}
+    for case in results[0]["stats_ms"]:
+        summary[case] = {}
+        for metric in results[0]["stats_ms"][case]:
+            for q in ("p50", "p99"):
+                summary[case][f"{metric}_{q}"] = median([r["stats_ms"][case][metric][q] for r in results])
+    (out / "results.json").write_text(json.dumps({"machine": info, "results": results, "summary": summary}, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,95 @@
+"""How fast the gateway's Redis dedupe path is on its own (no HTTP, no AMQP).
+
+    python bench/ingress/redis_micro.py [--concurrency 32] [--seconds 5] [--uvloop]
+
+N concurrent workers each loop: ``claim`` (SET NX GET, 30 s) then ``put`` (SET, 24 h) of a fresh key through
+the product's ``RedisStore`` (with its auto-pipeline) — the two commands every accepted event costs. Prints
+pairs/s, the latency of each call and the process CPU per pair. For comparison the same two commands are
+also sent straight through redis-py (``client.set``) without the auto-pipeline. Keys are deleted after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+async def run(mode: str, concurrency: int, seconds: float, url: str) -> dict[str, float]:
+    from gateway.store.redis import RedisStore
+
+    ns = f"bench-ingress-micro-{uuid.uuid4().hex[:8]}"
+    store = RedisStore(url, ns)
+    client = store._client
+    lat_claim: list[float] = []
+    lat_put: list[float] = []
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop:
+            key = f"dedupe:slack:T:{w}:{i}"
+            i += 1
+            t0 = time.perf_counter()
+            if mode == "store":
+                await store.claim(key, "pending:x", 30)
+            else:
+                await client.set(f"{ns}:{key}", "pending:x", px=30000, nx=True, get=True)
+            t1 = time.perf_counter()
+            if mode == "store":
+                await store.put(key, "done:x", 86400)
+            else:
+                await client.set(f"{ns}:{key}", "done:x", px=86400000)
+            t2 = time.perf_counter()
+            lat_claim.append(t1 - t0)
+            lat_put.append(t2 - t1)
+            done += 1
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    keys = [k async for k in client.scan_iter(match=f"{ns}:*", count=5000)]
+    for i in range(0, len(keys), 5000):
+        await client.unlink(*keys[i : i + 5000])
+    await store.close()
+    lat_claim.sort()
+    lat_put.sort()
+    n = len(lat_claim)
+    return {
+        "pairs_per_s": round(done / wall),
+        "cpu_us_per_pair": round(1e6 * cpu / max(done, 1), 1),
+        "claim_p50_ms": round(1000 * lat_claim[n // 2], 3),
+        "put_p50_ms": round(1000 * lat_put[n // 2], 3),
+        "cpu_cores": round(cpu / wall, 2),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--uvloop", action="store_true")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    args = p.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    from redis.utils import HIREDIS_AVAILABLE
+
+    for mode in ("store", "direct"):
+        r = asyncio.run(run(mode, args.concurrency, args.seconds, args.redis_url))
+        label = "RedisStore (auto-pipeline)" if mode == "store" else "redis-py client.set, no pipeline"
+        print(f"{label:<34} hiredis={HIREDIS_AVAILABLE} concurrency={args.concurrency}: {r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""`gateway` with in-process experiments applied (monkeypatches; the product code is not changed).
+
+    BENCH_VARIANT=slack-session python bench/latency/variant.py consume
+
+Used by ``run.py --variant`` to measure what a suggested change would buy before anyone writes it.
+Experiments (comma separated in BENCH_VARIANT):
+
+    slack-session        connectors/slack/sender.py builds AsyncWebClient without ``session=``, so
+                         slack_sdk opens a new aiohttp.ClientSession (and a new TCP connection; TLS
+                         against slack.com) for every call. Here: one shared session per sender,
+                         created on first use in the running loop (keep-alive connection pool).
+    no-done-check-first  consumers/dispatch.py checks the turn's done marker in Redis before every
+                         turn. Here: only for redeliveries (the upper bound of prefetching the marker
+                         or of checking it only when it can be set).
+    no-bucket            consumers/ratelimit.py reserves a token in Redis (EVAL) for every Slack post
+                         (the workspace bucket). Here: skipped (the upper bound of taking tokens from
+                         Redis in batches).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def apply(variant: str) -> None:
+    wanted = {v.strip() for v in variant.split(",") if v.strip()}
+    if "slack-session" in wanted:
+        import aiohttp
+
+        from connectors.slack import sender as slack_sender
+
+        real_send = slack_sender.SlackSender.send
+
+        async def send(self: Any, message: Any) -> dict[str, Any]:
+            client = self._client
+            if client.session is None or client.session.closed:
+                client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+            return await real_send(self, message)
+
+        slack_sender.SlackSender.send = send  # type: ignore[method-assign]
+    if "no-done-check-first" in wanted:
+        from consumers import dispatch
+
+        real_drop = dispatch.Dispatcher._drop_done
+
+        async def drop_done(self: Any, agent: str, pending: list[Any]) -> list[Any]:
+            if all(d.redeliveries == 0 for d, _ in pending):
+                return pending
+            return await real_drop(self, agent, pending)
+
+        dispatch.Dispatcher._drop_done = drop_done  # type: ignore[method-assign]
+    if "no-bucket" in wanted:
+        from consumers import ratelimit
+
+        async def global_wait(self: Any, message: Any) -> float:
+            return 0.0
+
+        ratelimit.RateLimiter._global_wait = global_wait  # type: ignore[method-assign]
+    unknown = wanted - {"slack-session", "no-done-check-first", "no-bucket"}
+    if unknown:
+        raise SystemExit(f"unknown BENCH_VARIANT parts: {sorted(unknown)}")
+
+
+if __name__ == "__main__":
+    apply(os.environ.get("BENCH_VARIANT", ""))
+    from gateway.cli import main
+
+    raise SystemExit(main(sys.argv[1:]))
