@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,7 @@ class Config:
     capacity_events: int = 3000
     lease_ttl: float = 3.0
     restart_broker: bool = True
+    seed: int = 0
 
 
 @dataclass
@@ -270,17 +272,23 @@ async def chaos(cluster: Cluster, slack: FakeSlack, cfg: Config, report: Report)
     def note(text: str) -> None:
         report.events.append(f"{time.strftime('%H:%M:%S')} {text}")
 
-    await asyncio.sleep(cfg.phase)
-    victim = sorted(cluster.consumers)[0]
+    rng = random.Random(cfg.seed)
+    note(f"random seed {cfg.seed}")
+
+    def pause() -> float:
+        return cfg.phase * rng.uniform(0.6, 1.4)
+
+    await asyncio.sleep(pause())
+    victim = rng.choice(sorted(cluster.consumers))
     t0 = time.monotonic()
     await cluster.kill(victim)
     report.move_after_sigkill_s = (time.monotonic() - t0) + await cluster.wait_balanced()
     note(f"SIGKILL {victim}: partitions moved in {report.move_after_sigkill_s:.2f}s")
-    await asyncio.sleep(cfg.phase)
+    await asyncio.sleep(pause())
     note(f"added {await cluster.add_consumer()}")
     await cluster.wait_balanced()
-    await asyncio.sleep(cfg.phase)
-    victim = sorted(cluster.consumers)[0]
+    await asyncio.sleep(pause())
+    victim = rng.choice(sorted(cluster.consumers))
     t0 = time.monotonic()
     code = await cluster.terminate(victim)
     report.move_after_sigterm_s = (time.monotonic() - t0) + await cluster.wait_balanced()
@@ -333,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the CI-sized run (shorter phases, smaller backlog)")
     parser.add_argument("--no-broker-restart", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for victims and timing (printed)")
     args = parser.parse_args(argv)
     cfg = Config(phase=5.0, capacity_events=1500, rate=100.0) if args.quick else Config()
     cfg.restart_broker = not args.no_broker_restart
+    cfg.seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     report = asyncio.run(run(cfg))
     if args.json:
         print(json.dumps(asdict(report), indent=2))
