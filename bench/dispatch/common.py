@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def wait_for_machine(what: str, *, max_wait: float = 900.0, busy_limit: float = 
     said = False
     while others and time.monotonic() - start < max_wait:
         if not said:
-            print(f"[{what}] waiting: another benchmark is running: {others[:3]}", file=sys.stderr, flush=True)
+            print(f"[{what}] waiting: another benchmark is running: {others[:3]}", file=sys.__stderr__, flush=True)
             said = True
         time.sleep(3.0)
         others = other_benchmarks()
@@ -326,7 +326,7 @@ def fetch_metrics(url: str, timeout: float = 2.0) -> list[tuple[str, dict[str, s
 # --------------------------------------------------------------------------- statistics
 
 
-def pct(values: list[float], p: float) -> float:
+def pct(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile."""
     if not values:
         return float("nan")
@@ -335,7 +335,7 @@ def pct(values: list[float], p: float) -> float:
     return s[k]
 
 
-def median(values: list[float]) -> float:
+def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 

@@ -45,18 +45,62 @@ def q(values: list[float]) -> dict[str, float]:
     return {"n": len(ms), "p50": round(pct(ms, 50), 2), "p90": round(pct(ms, 90), 2), "p99": round(pct(ms, 99), 2)}
 
 
+def apply_futures(store: Any, d: Any) -> None:
+    """RedisStore._run hands back the auto-pipeline's future itself (no coroutine, so no Task in gather)."""
+    from agents.context import Turn, history_key
+    from consumers.dispatch import DONE_TTL, HISTORY_KEEP, turn_marker
+
+    pipe = store._pipe
+
+    def run(*a: Any, **kw: Any) -> Any:
+        return pipe.execute(*a, **kw)
+
+    store._run = run
+
+    async def push(key: str, items: Any, keep: int) -> None:
+        if items:
+            k = store._k(key)
+            await asyncio.gather(run("RPUSH", k, *items), run("LTRIM", k, -keep, -1))
+
+    store.push = push
+
+    async def record(agent: str, key: str, events: Any, outbox: Any) -> None:
+        turns = [Turn("user", e.text, e.id, e.sender.id if e.sender else None).to_json() for e in events]
+        turns += [Turn("assistant", m.text, m.event_id).to_json() for m in outbox if m.action == "reply"]
+        k = store._k(history_key(agent, key))
+        futs = [run("RPUSH", k, *turns), run("LTRIM", k, -HISTORY_KEEP, -1)]
+        futs += [run("SET", store._k(turn_marker(agent, e)), "1", "PX", int(DONE_TTL * 1000)) for e in events]
+        await asyncio.gather(*futs)
+
+    d._record = record
+    real_keep = d._drop_done
+
+    async def drop_done(agent: str, pending: list[Any]) -> list[Any]:
+        if len(pending) == 1:
+            _, e = pending[0]
+            if await run("GET", store._k(turn_marker(agent, e))) is None:
+                return pending
+        return await real_keep(agent, pending)
+
+    d._drop_done = drop_done
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefetch", type=int, default=64)
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--out-dir", default="/tmp/bench-dispatch-phases")
+    ap.add_argument("--no-timers", action="store_true", help="no per-step timers (for CPU/throughput A/B)")
     ap.add_argument(
         "--what-if",
         default="",
         help="comma list of in-process experiments (monkeypatches, product code untouched): "
         "ack-nowait (the ack is written without awaiting its drain), "
         "no-done-check-first (skip the done-marker GET on first deliveries: the upper bound of prefetching it), "
-        "quiet-logs (log level warning: no turn_done line)",
+        "quiet-logs (log level warning: no turn_done line), "
+        "orjson-logs (structlog JSONRenderer with orjson and a bytes logger), "
+        "futures (Redis calls as plain futures: no asyncio.gather-made Tasks in RedisStore.push, "
+        "Dispatcher._record and _drop_done)",
     )
     args = ap.parse_args()
     out = Path(args.out_dir)
@@ -90,12 +134,33 @@ async def main() -> int:
     sys.stderr = log_file
     structlog.reset_defaults()
     logs.configure("json", "warning" if "quiet-logs" in args.what_if else "info")
+    if "orjson-logs" in args.what_if:
+        import logging
+
+        import orjson
+
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                logs._redact,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            logger_factory=structlog.BytesLoggerFactory(file=sys.stderr.buffer),
+            cache_logger_on_first_use=True,
+        )
     times: dict[str, list[float]] = {}
     flush_sizes: list[int] = []
     lag: list[float] = []
     done = 0
 
     def timed(name: str, fn: Any) -> Any:
+        if args.no_timers:
+            return fn
+
         async def wrapper(*a: Any, **kw: Any) -> Any:
             t = time.perf_counter()
             try:
@@ -120,6 +185,8 @@ async def main() -> int:
         async with open_runtime(settings) as rt:
             worker = make_worker(rt)
             d = worker.dispatcher
+            if "futures" in args.what_if:
+                apply_futures(rt.store, d)
             d._decode = timed("decode", d._decode)  # type: ignore[method-assign]
             real_drop_done = d._drop_done
 
@@ -151,6 +218,8 @@ async def main() -> int:
             real_flush = pipe._flush
 
             async def flush(batch: list[Any]) -> None:
+                if args.no_timers:
+                    return await real_flush(batch)
                 flush_sizes.append(len(batch))
                 t = time.perf_counter()
                 await real_flush(batch)

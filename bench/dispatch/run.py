@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -274,9 +275,36 @@ async def run_case(case: str, args: argparse.Namespace, out: Path, waves: list[l
         cpu0 = {p.name: proc_cpu(p.pid) for p in procs}
         svc0 = service_cpu()
         interference = Interference([p.pid for p in procs])
+        spies = []
+        if args.profile:
+            # py-spy (sampling, pauses the process for each sample: slows it a little) on the first consumer.
+            dest = out / f"profile-{case}-{namespace}.txt"
+            spies.append(
+                subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(procs[0].pid),
+                        "--duration",
+                        str(args.profile),
+                        "--rate",
+                        "200",
+                        "--format",
+                        "raw",
+                        "-o",
+                        str(dest),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            result["profile"] = str(dest)
         for p in procs:
             p.signal(signal.SIGCONT)
         m = await measure([p.url for p in procs], total, timeout=args.timeout)
+        for spy in spies:
+            spy.wait(30)
         result["interference"] = interference.done()
         result.update(m)
         secs = m.get("seconds") or 1.0
@@ -352,6 +380,7 @@ async def main() -> int:
     ap.add_argument("--timeout", type=float, default=45.0, help="measurement bound per case (s)")
     ap.add_argument("--out-dir", default="/tmp/bench-dispatch")
     ap.add_argument("--retries", type=int, default=2, help="re-runs of a case disturbed by other processes")
+    ap.add_argument("--profile", type=int, default=0, help="py-spy the (first) consumer for this many seconds")
     args = ap.parse_args()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -94,15 +94,12 @@ async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
 
 
 async def run_round(args: argparse.Namespace, out: Path, fake_url: str, rnd: int, fake_pid: int) -> dict[str, Any]:
-    import structlog
-
     from agents.agent import Agent
     from agents.echo import EchoAgent
     from agents.registry import AgentFactory
     from consumers.deadletter import DeadLetters
     from consumers.dispatch import HISTORY_KEEP, DispatchConfig, Dispatcher
     from consumers.pool import AgentPool
-    from gateway import logs
     from gateway.bus.amqp import AmqpBus
     from gateway.bus.base import Delivery
     from gateway.bus.topology import Topology
@@ -114,11 +111,6 @@ async def run_round(args: argparse.Namespace, out: Path, fake_url: str, rnd: int
     from gateway.store.redis import RedisStore
 
     namespace = f"bench-history-{uuid.uuid4().hex[:8]}"
-    log_file = (out / f"{namespace}.log").open("w")
-    sys_stderr = sys.stderr
-    sys.stderr = log_file  # the gateway's JSON lines go to a file, as in a real process
-    structlog.reset_defaults()
-    logs.configure("json", "info")
 
     store = RedisStore(REDIS_URL, namespace)
     bus = AmqpBus(AMQP_URL, Topology(namespace, 16))
@@ -227,8 +219,9 @@ async def run_round(args: argparse.Namespace, out: Path, fake_url: str, rnd: int
                     s.setdefault(f"{name}_{phase}", []).append(v)
         seen_during = interference.done()
         lens = {}
-        for agent, length, key, _ in convs[:: max(1, len(convs) // 12)]:
-            lens[f"{agent}/{length}"] = await store.length(f"hist:{agent}:{key}")
+        for agent, length, key, _ in convs:
+            if f"{agent}/{length}" not in lens:
+                lens[f"{agent}/{length}"] = await store.length(f"hist:{agent}:{key}")
         dead = metrics.dead_letters.labels("dispatch")._value.get() - dead_before
         errors = sum(metrics.turns.labels(a, "error")._value.get() for a in args.agents.split(","))
     finally:
@@ -236,8 +229,6 @@ async def run_round(args: argparse.Namespace, out: Path, fake_url: str, rnd: int
         await llm.model.close()  # type: ignore[attr-defined]
         await bus.close()
         await store.close()
-        sys.stderr = sys_stderr
-        log_file.close()
         with contextlib.suppress(Exception):
             await cleanup_namespace(namespace)
     result: dict[str, Any] = {
@@ -268,6 +259,16 @@ async def main() -> int:
     info = machine_info()
     fake, fake_url = start_fake("tests.fakes.openai_api", ["--api-key", "sk-test"], out, "fake-openai")
     results = []
+    # The gateway's JSON lines go to a file, as in a real process (configured once: loggers are cached).
+    import structlog
+
+    from gateway import logs
+
+    log_file = (out / "gateway.log").open("w")
+    real_stderr = sys.stderr
+    sys.stderr = log_file
+    structlog.reset_defaults()
+    logs.configure("json", "info")
     try:
         for rnd in range(args.rounds):
             for attempt in range(args.retries + 1):
@@ -277,7 +278,7 @@ async def main() -> int:
                 r["attempt"] = attempt
                 if not r["interference"]["contaminated"]:
                     break
-                print(f"[history] interference during the round, again: {r['interference']}", file=sys.stderr)
+                print(f"[history] interference during the round, again: {r['interference']}", file=real_stderr)
             r["seconds"] = round(time.monotonic() - t0, 1)
             r["machine_before"] = seen
             results.append(r)
@@ -324,6 +325,8 @@ async def main() -> int:
                 await resp.read()
     finally:
         stop_popen(fake)
+        sys.stderr = real_stderr
+        log_file.close()
     summary: dict[str, Any] = {}
     for case in results[0]["stats_ms"]:
         summary[case] = {}

@@ -12,6 +12,10 @@ Experiments (comma separated in BENCH_VARIANT):
     no-done-check-first  consumers/dispatch.py checks the turn's done marker in Redis before every
                          turn. Here: only for redeliveries (the upper bound of prefetching the marker
                          or of checking it only when it can be set).
+    diag                 no change; logs garbage-collector pauses over 2 ms (``bench_gc``) and event-loop
+                         stalls over 20 ms (``bench_loop_lag``, 5 ms ticker) to correlate with latency.
+    gc-freeze            gc.freeze() once the worker is built (start-up objects leave the collector's
+                         generations, so a full collection only walks what the traffic created).
     no-bucket            consumers/ratelimit.py reserves a token in Redis (EVAL) for every Slack post
                          (the workspace bucket). Here: skipped (the upper bound of taking tokens from
                          Redis in batches).
@@ -61,7 +65,60 @@ def apply(variant: str) -> None:
             return 0.0
 
         ratelimit.RateLimiter._global_wait = global_wait  # type: ignore[method-assign]
-    unknown = wanted - {"slack-session", "no-done-check-first", "no-bucket"}
+    if "diag" in wanted:
+        import asyncio
+        import gc
+        import time
+
+        import structlog
+
+        from gateway.commands import consume
+
+        log = structlog.get_logger("bench.diag")
+        started: dict[int, float] = {}
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            gen = int(info.get("generation", -1))
+            if phase == "start":
+                started[gen] = time.perf_counter()
+            elif gen in started:
+                ms = (time.perf_counter() - started.pop(gen)) * 1000
+                if ms > 2:
+                    log.warning("bench_gc", generation=gen, ms=round(ms, 1), collected=info.get("collected"))
+
+        gc.callbacks.append(on_gc)
+
+        async def ticker() -> None:
+            while True:
+                t = time.perf_counter()
+                await asyncio.sleep(0.005)
+                lag = (time.perf_counter() - t - 0.005) * 1000
+                if lag > 20:
+                    log.warning("bench_loop_lag", ms=round(lag, 1))
+
+        real_make_worker = consume.make_worker
+        tasks: list[Any] = []
+
+        def make_worker(*a: Any, **kw: Any) -> Any:
+            tasks.append(asyncio.get_running_loop().create_task(ticker()))
+            return real_make_worker(*a, **kw)
+
+        consume.make_worker = make_worker
+    if "gc-freeze" in wanted:
+        import gc
+
+        from gateway.commands import consume as consume_mod
+
+        real_make = consume_mod.make_worker
+
+        def make_worker_frozen(*a: Any, **kw: Any) -> Any:
+            worker = real_make(*a, **kw)
+            gc.collect()
+            gc.freeze()
+            return worker
+
+        consume_mod.make_worker = make_worker_frozen
+    unknown = wanted - {"slack-session", "no-done-check-first", "no-bucket", "diag", "gc-freeze"}
     if unknown:
         raise SystemExit(f"unknown BENCH_VARIANT parts: {sorted(unknown)}")
 
