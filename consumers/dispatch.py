@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from agents.context import Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
+from gateway import tracing
 from gateway.bus.base import Delivery
 from gateway.events import SCHEMA_VERSION, Event, OutboundMessage
 from gateway.metrics import Metrics
@@ -133,7 +134,25 @@ class Dispatcher:
         prior = max(d.redeliveries for d in deliveries)
         error = ""
         attempt = 0
-        with structlog.contextvars.bound_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent):
+        with (
+            tracing.span(
+                f"turn {agent}",
+                kind="consumer",
+                parent=deliveries[-1].headers,
+                links=[d.headers for d in deliveries[:-1]],
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.operation.type": "process",
+                    "messaging.message.id": deliveries[-1].message_id,
+                    "gateway.agent": agent,
+                    "gateway.event_id": events[-1].id,
+                    "gateway.conversation_key": key,
+                    "gateway.events": len(events),
+                    "gateway.redeliveries": prior,
+                },
+            ) as current,
+            structlog.contextvars.bound_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent),
+        ):
             while attempt < self._cfg.attempts:
                 attempt += 1
                 if prior + attempt > self._cfg.attempts * 3:
@@ -150,6 +169,7 @@ class Dispatcher:
                         log.warning("turn_abandoned", reason="connection lost; the broker redelivers the event")
                         return
                     error = f"{type(exc).__name__}: {exc}"
+                    tracing.add_event(current, "turn_failed", attempt=attempt, error=error[:500])
                     self._metrics.turns.labels(agent, "error").inc()
                     log.warning("turn_failed", attempt=attempt, of=self._cfg.attempts, error=error)
                     if attempt < self._cfg.attempts:
@@ -158,11 +178,14 @@ class Dispatcher:
                 self._metrics.turns.labels(agent, "ok").inc()
                 self._metrics.turn_seconds.labels(agent).observe(time.perf_counter() - start)
                 log.info("turn_done", replies=len(outbox), attempt=attempt)
+                tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": len(outbox)})
                 for d in deliveries:
                     await d.ack()
                 return
-        for d in deliveries:
-            await self._dead.send(d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt)
+            tracing.set_error(current, error)
+            tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.dead_lettered": True})
+            for d in deliveries:
+                await self._dead.send(d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt)
 
     async def _turn(self, agent: str, key: str, events: list[Event]) -> list[OutboundMessage]:
         inst = await self._pool.acquire(agent, key)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from connectors.outbound import PlatformSender
 from consumers.deadletter import DeadLetters
 from consumers.ratelimit import RateLimiter
+from gateway import tracing
 from gateway.bus.base import Delivery
 from gateway.errors import RateLimited, SendError
 from gateway.events import OutboundMessage
@@ -97,10 +98,25 @@ class Sender:
             log.info("outbound_already_sent", message_id=message.id)
             await d.ack()
             return
-        with structlog.contextvars.bound_contextvars(
-            event_id=message.event_id, conversation_key=message.conversation_key
+        with (
+            tracing.span(
+                f"send {message.to.platform} {message.action}",
+                kind="consumer",
+                parent=d.headers,
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.operation.type": "process",
+                    "messaging.message.id": message.id,
+                    "gateway.event_id": message.event_id,
+                    "gateway.conversation_key": message.conversation_key,
+                    "gateway.platform": message.to.platform,
+                },
+            ) as current,
+            structlog.contextvars.bound_contextvars(
+                event_id=message.event_id, conversation_key=message.conversation_key
+            ),
         ):
-            await self._send_with_retries(d, platform, message)
+            await self._send_with_retries(d, platform, message, current)
 
     async def _typing(self, platform: PlatformSender, message: OutboundMessage) -> None:
         try:
@@ -108,7 +124,9 @@ class Sender:
         except SendError as exc:
             log.info("typing_failed", error=str(exc))
 
-    async def _send_with_retries(self, d: Delivery, platform: PlatformSender, message: OutboundMessage) -> None:
+    async def _send_with_retries(
+        self, d: Delivery, platform: PlatformSender, message: OutboundMessage, current: object = None
+    ) -> None:
         name = message.to.platform
         error = ""
         for attempt in range(1, self._attempts + 1):
@@ -120,6 +138,7 @@ class Sender:
                 self._metrics.rate_limited.labels(name).inc()
                 error = str(exc)
                 log.info("outbound_rate_limited", retry_after=exc.retry_after, attempt=attempt)
+                tracing.add_event(current, "rate_limited", retry_after=exc.retry_after, attempt=attempt)
                 if attempt < self._attempts:
                     self._metrics.send_retries.labels(name).inc()
                     await asyncio.sleep(exc.retry_after)
@@ -131,6 +150,7 @@ class Sender:
                 if exc.retryable and attempt < self._attempts:
                     self._metrics.send_retries.labels(name).inc()
                     log.info("outbound_retry", error=error, attempt=attempt)
+                    tracing.add_event(current, "retry", error=error[:500], attempt=attempt)
                     await asyncio.sleep(self._retry_base * 2 ** (attempt - 1))
                     continue
                 break
@@ -138,8 +158,10 @@ class Sender:
             self._metrics.sent.labels(name, message.action).inc()
             await self._mark_sent(message, result)
             log.info("outbound_sent", message_id=message.id, platform=name, action=message.action)
+            tracing.set_attributes(current, **{"gateway.attempts": attempt})
             await d.ack()
             return
+        tracing.set_error(current, error)
         await self._dead.send(d, stage="outbound", reason="send_failed", error=error, attempts=attempt)
 
     async def _mark_sent(self, message: OutboundMessage, result: dict[str, object]) -> None:

@@ -20,10 +20,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway import logs
+from gateway import logs, tracing
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
+#: Commands that take part in a trace (the others only read or inspect).
+TRACED = frozenset({"serve", "consume", "dev", "send"})
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -58,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     run: Command = args.run
     _install_uvloop()
     try:
+        if args.command in TRACED:
+            tracing.setup(tracing.mode_from_env(settings.tracing), role=args.command)
         return asyncio.run(run(settings, args))
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from connectors import InboundRequest, Registry
 from connectors.base import ConnectorResult
+from gateway import tracing
 from gateway.bus.base import Bus
 from gateway.errors import PayloadTooLarge, PublishError, RequestError, StoreUnavailable
 from gateway.ingest import Ingestor, Outcome
@@ -59,8 +60,19 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> web.Response:
     assert state.ingestor is not None
     for event in result.events:
-        with structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform):
+        with (
+            structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform),
+            tracing.span(
+                "accept",
+                attributes={
+                    "gateway.event_id": event.id,
+                    "gateway.kind": str(event.kind),
+                    "gateway.conversation_key": event.conversation_key,
+                },
+            ) as current,
+        ):
             outcome = await state.ingestor.accept(event)
+            tracing.set_attributes(current, **{"gateway.outcome": str(outcome)})
         if outcome is Outcome.IN_FLIGHT:
             state.metrics.requests.labels(platform, "in_flight").inc()
             return _error(503, "this delivery is being accepted by another request; retry", retry_after=1)
@@ -71,6 +83,21 @@ async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> w
 
 
 def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    route = f"/{platform}/{{{param}}}"
+
+    async def traced(request: web.Request) -> web.Response:
+        with tracing.span(
+            f"POST {route}",
+            kind="server",
+            parent=request.headers,
+            attributes={"http.request.method": "POST", "http.route": route, "gateway.platform": platform},
+        ) as current:
+            response = await handler(request)
+            tracing.set_attributes(current, **{"http.response.status_code": response.status})
+            if response.status >= 500:
+                tracing.set_error(current, f"answered {response.status}")
+            return response
+
     async def handler(request: web.Request) -> web.Response:
         state = request.app[STATE]
         target = request.match_info[param]
@@ -101,7 +128,7 @@ def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web
             log.exception("event_not_queued", platform=platform)
             return _error(503, "the event could not be queued durably; retry", retry_after=1)
 
-    return handler
+    return traced
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from gateway import tracing
+
 #: Keys whose values never reach a log line, whatever the caller passes.
 _REDACT = ("secret", "token", "signature", "password", "authorization", "body", "raw", "api_key")
 
@@ -33,6 +35,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            tracing.log_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
 
     log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("GATEWAY_LOG_FORMAT"))
     log_level: str = Field("info", validation_alias=_env("GATEWAY_LOG_LEVEL"))
+    #: off | otlp | console; unset: otlp when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (gateway/tracing.py).
+    tracing: str | None = Field(None, validation_alias=_env("GATEWAY_TRACING"))
 
     # Tuning beyond the public contract.
     partitions: int = Field(16, ge=1, le=1024, validation_alias=_env("GATEWAY_PARTITIONS"))

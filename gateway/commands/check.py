@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from connectors import build_registry
+from gateway import tracing
 from gateway.errors import ConfigError
 from gateway.runtime import make_bus, make_store
 from gateway.settings import Settings
@@ -45,6 +46,23 @@ async def _reach_store(settings: Settings) -> bool:
         await store.close()
 
 
+def _tracing(settings: Settings) -> bool:
+    try:
+        mode = tracing.mode_from_env(settings.tracing)
+        if mode != "off":
+            tracing.check_installed(mode)
+    except ConfigError as exc:
+        _line(False, str(exc))
+        return False
+    _line(
+        True,
+        "tracing off (set GATEWAY_TRACING=otlp or OTEL_EXPORTER_OTLP_ENDPOINT)"
+        if mode == "off"
+        else f"tracing {mode}: spans from webhook to reply, trace context in message headers",
+    )
+    return True
+
+
 async def run_check(settings: Settings, args: argparse.Namespace) -> int:
     ok = True
     try:
@@ -59,6 +77,7 @@ async def run_check(settings: Settings, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _line(False, str(exc))
         ok = False
+    ok &= _tracing(settings)
     ok &= await _reach_bus(settings)
     ok &= await _reach_store(settings)
     print("configuration ok" if ok else "configuration has problems (see FAIL lines)")

@@ -16,7 +16,7 @@ import aiohttp
 
 from connectors.slack.verify import sign as slack_sign
 from connectors.webhooks.signing import secret_key, signature_headers
-from gateway import samples
+from gateway import samples, tracing
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
@@ -67,12 +67,16 @@ async def run_send(settings: Settings, args: argparse.Namespace) -> int:
     path, body, headers = _BUILDERS[args.platform](settings, args)
     url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/") + path
     async with aiohttp.ClientSession() as session:
-        try:
-            async with session.post(url, data=body, headers=headers) as resp:
-                text = await resp.text()
-        except aiohttp.ClientError as exc:
-            print(f"could not reach the gateway at {url}: {exc}")
-            return 1
+        with tracing.span(f"gateway send {args.platform}", kind="client", attributes={"url.full": url}) as current:
+            tracing.inject(headers)  # the gateway's trace of this event continues this one
+            try:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    text = await resp.text()
+            except aiohttp.ClientError as exc:
+                tracing.set_error(current, str(exc))
+                print(f"could not reach the gateway at {url}: {exc}")
+                return 1
+            tracing.set_attributes(current, **{"http.response.status_code": resp.status})
     print(f"POST {url} -> {resp.status} {text}".rstrip())
     return 0 if resp.status == 200 else 1
 

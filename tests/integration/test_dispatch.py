@@ -7,12 +7,16 @@ clients are exercised against fake servers in tests/e2e).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from agents.context import TurnContext
 from agents.registry import AgentFactory
@@ -22,6 +26,7 @@ from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import Limits, RateLimiter
 from consumers.sender import Sender
+from gateway import tracing
 from gateway.bus.amqp import AmqpBus
 from gateway.bus.base import Bus
 from gateway.bus.memory import MemoryBus
@@ -317,3 +322,76 @@ async def test_sender_dead_letters_a_failure_after_sending(rig: Rig) -> None:
     assert headers["x-reason"] == "send_failed"
     assert json.loads(body)["text"] == "maybe posted"
     assert rig.platform.attempts == 1  # never resent: the platform may have posted it
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on, spans kept in memory (the process-wide provider is left alone)."""
+    exporter = InMemorySpanExporter()
+    tracing.setup("off", role="test", exporter=exporter, set_global=False)
+    try:
+        yield exporter
+    finally:
+        tracing.shutdown()
+
+
+def _named(exporter: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if s.name.startswith(prefix)]
+
+
+async def test_trace_context_travels_in_headers_from_publish_to_send(rig: Rig, spans: InMemorySpanExporter) -> None:
+    await rig.start({"rec": Recorder()})
+    with tracing.span("caller") as caller:
+        await rig.publisher.event(event("traced"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    await eventually(lambda: _now(_named(spans, "send ")), until=lambda s: len(s) == 1, what="the send span")
+    trace_id = caller.get_span_context().trace_id
+    chain = [
+        _named(spans, "caller")[0],
+        _named(spans, f"publish {rig.bus.topology.events_exchange}")[0],
+        _named(spans, "turn rec")[0],
+        _named(spans, f"publish {rig.bus.topology.outbound_exchange}")[0],
+        _named(spans, "send slack reply")[0],
+    ]
+    assert {s.context.trace_id for s in chain} == {trace_id}
+    for parent, child in itertools.pairwise(chain):
+        assert child.parent is not None, child.name
+        assert child.parent.span_id == parent.context.span_id, child.name
+    assert chain[2].attributes is not None
+    assert chain[2].attributes["gateway.conversation_key"] == "slack:T:C:1"
+
+
+async def test_a_dead_lettered_turn_is_an_error_span_and_its_letter_continues_the_trace(
+    rig: Rig, spans: InMemorySpanExporter
+) -> None:
+    await rig.start({"rec": Flaky(failures=100)}, attempts=2)
+    await rig.publisher.event(event("doomed"))
+    letters = await eventually(rig.dead, until=lambda d: len(d) == 1, what="a dead letter")
+    turn = await eventually(lambda: _now(_named(spans, "turn rec")), until=lambda s: len(s) == 1, what="turn span")
+    assert turn[0].status.status_code is StatusCode.ERROR
+    assert "RuntimeError: flaky #2" in (turn[0].status.description or "")
+    assert [e.name for e in turn[0].events] == ["turn_failed", "turn_failed"]
+    headers, _ = letters[0]
+    # The letter's traceparent points into the failed turn, so a replay continues that trace.
+    dead_publish = _named(spans, f"publish {rig.bus.topology.dead_exchange}")[0]
+    assert dead_publish.parent is not None
+    assert dead_publish.parent.span_id == turn[0].context.span_id
+    assert str(headers["traceparent"]).split("-")[1:3] == [
+        format(turn[0].context.trace_id, "032x"),
+        format(dead_publish.context.span_id, "016x"),
+    ]
+
+
+async def test_a_429_shows_on_the_send_span(rig: Rig, spans: InMemorySpanExporter) -> None:
+    rig.platform.failures = [RateLimited("429", platform="slack", retry_after=0.05)]
+    await rig.start({"rec": Recorder()})
+    await rig.publisher.event(event("slow down"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    send = await eventually(lambda: _now(_named(spans, "send ")), until=lambda s: len(s) == 1, what="send span")
+    assert [e.name for e in send[0].events] == ["rate_limited"]
+    assert send[0].attributes is not None
+    assert send[0].attributes["gateway.attempts"] == 2
+
+
+async def _now(value: list[ReadableSpan]) -> list[ReadableSpan]:
+    return value
