@@ -27,22 +27,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.dispatch.common import (
+from bench.common import (
     AMQP_URL,
     REDIS_URL,
     Interference,
     cleanup_namespace,
     pct,
+    stats_ms,
     wait_for_machine,
 )
 from bench.dispatch.run import build_events, declare, preload
-
-
-def q(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50": round(pct(ms, 50), 2), "p90": round(pct(ms, 90), 2), "p99": round(pct(ms, 99), 2)}
 
 
 def apply_futures(store: Any, d: Any) -> None:
@@ -274,9 +268,9 @@ async def main() -> int:
         "events_per_s": round(rate),
         "cpu_us_per_event": round(cpu / args.events * 1e6),
         "cores": round(cpu / (t_end - t_first), 2),
-        "steps_ms": {k: q(v) for k, v in times.items()},
+        "steps_ms": {k: stats_ms(v, top=False) for k, v in times.items()},
         "redis_flush_size": {"n": len(flush_sizes), "p50": pct(flush_sizes, 50), "p99": pct(flush_sizes, 99)},
-        "loop_lag_ms": q(lag),
+        "loop_lag_ms": stats_ms(lag, top=False),
         "lanes_active(conversations with a turn running or waiting)": {
             "p10": pct(lanes_active, 10),
             "p50": pct(lanes_active, 50),

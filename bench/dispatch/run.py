@@ -44,7 +44,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.dispatch.common import (
+from bench.common import (
     AMQP_URL,
     PY,
     REDIS_URL,
@@ -59,13 +59,29 @@ from bench.dispatch.common import (
     metric_sum,
     parse_metrics,
     proc_cpu,
+    py_spy_record,
     queue_depths,
+    record_result,
+    run_undisturbed,
+    save_results,
     service_cpu,
-    wait_for_machine,
 )
+from bench.dispatch.common import same_round_ratios
 
 PARTITIONS = 16
 KEYS = 200
+#: What is printed of each case as it finishes.
+BRIEF = (
+    "round",
+    "case",
+    "ok",
+    "events_per_s",
+    "consumer_cpu_us_per_event",
+    "order_violations",
+    "left_in_queues",
+    "cores_used",
+    "interference",
+)
 
 
 def build_events(n: int, keys: int) -> list[list[Any]]:
@@ -281,20 +297,7 @@ async def run_case(case: str, args: argparse.Namespace, out: Path, waves: list[l
             dest = out / f"profile-{case}-{namespace}.txt"
             spies.append(
                 subprocess.Popen(
-                    [
-                        "py-spy",
-                        "record",
-                        "--pid",
-                        str(procs[0].pid),
-                        "--duration",
-                        str(args.profile),
-                        "--rate",
-                        "200",
-                        "--format",
-                        "raw",
-                        "-o",
-                        str(dest),
-                    ],
+                    py_spy_record(procs[0].pid, args.profile, dest),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -357,16 +360,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     for r in results:
         if r.get("ok"):
             rounds.setdefault(r["round"], {})[r["case"]] = r["events_per_s"]
-    ratios: dict[str, list[float]] = {}
-    for per in rounds.values():
-        for case, v in per.items():
-            kind, _, pf = case.partition("-p")
-            bare = per.get(f"bare-p{pf}")
-            if kind in ("ours", "ours2") and bare:
-                ratios.setdefault(f"{case}/bare-p{pf}", []).append(round(v / bare, 3))
-            one = per.get(f"ours-p{pf}")
-            if kind == "ours2" and one:
-                ratios.setdefault(f"{case}/ours-p{pf}", []).append(round(v / one, 3))
+    ratios = {k: [round(x, 3) for x in v] for k, v in same_round_ratios(rounds.values()).items()}
     summary["ratios"] = {k: {"per_round": v, "median": median(v)} for k, v in ratios.items()}
     return summary
 
@@ -394,35 +388,16 @@ async def main() -> int:
         if rnd % 2:
             order.reverse()
         for case in order:
-            for attempt in range(args.retries + 1):
-                seen = wait_for_machine(f"dispatch {case}")
-                waves = build_events(args.events, args.keys)
-                r = await run_case(case, args, out, waves)
-                r["attempt"] = attempt
-                if not r.get("interference", {}).get("contaminated"):
-                    break
-                print(f"[dispatch {case}] interference during the run, again: {r['interference']}", file=sys.stderr)
+            r, seen = await run_undisturbed(
+                f"dispatch {case}",
+                args.retries,
+                lambda case=case: run_case(case, args, out, build_events(args.events, args.keys)),
+            )
             r["round"] = rnd
             r["machine_before"] = seen
-            results.append(r)
-            brief = {
-                k: r.get(k)
-                for k in (
-                    "round",
-                    "case",
-                    "ok",
-                    "events_per_s",
-                    "consumer_cpu_us_per_event",
-                    "order_violations",
-                    "left_in_queues",
-                    "cores_used",
-                    "interference",
-                )
-            }
-            print(json.dumps(brief), flush=True)
-            (out / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
+            record_result(out, info, results, r, BRIEF)
     summary = summarize(results)
-    (out / "results.json").write_text(json.dumps({"machine": info, "results": results, "summary": summary}, indent=1))
+    save_results(out, info, results, summary=summary)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -9,15 +9,20 @@ whose foreign CPU (other people's processes) exceeded --foreign-limit cores are 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
+import sys
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import files_parser
+from bench.dispatch.common import same_round_ratios
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("files", nargs="+")
+    ap = files_parser()
     ap.add_argument("--foreign-limit", type=float, default=0.35)
     ap.add_argument("--drop", default="", help="comma list of file:round:case to leave out (e.g. a lone re-run)")
     args = ap.parse_args()
@@ -54,16 +59,7 @@ def main() -> int:
             f"{cons:.2f} / {rmq:.2f} | {sum(r.get('order_violations', 0) for r in rs)} | "
             f"{sum(r.get('left_in_queues', 0) for r in rs)} |"
         )
-    ratios: dict[str, list[float]] = {}
-    for per in rounds.values():
-        for case, r in per.items():
-            kind, _, pf = case.partition("-p")
-            bare = per.get(f"bare-p{pf}")
-            if kind in ("ours", "ours2") and bare:
-                ratios.setdefault(f"{case} / bare-p{pf}", []).append(r["events_per_s"] / bare["events_per_s"])
-            one = per.get(f"ours-p{pf}")
-            if kind == "ours2" and one:
-                ratios.setdefault(f"{case} / ours-p{pf}", []).append(r["events_per_s"] / one["events_per_s"])
+    ratios = same_round_ratios(({case: r["events_per_s"] for case, r in per.items()} for per in rounds.values()), " / ")
     print("\n| ratio (same round) | per round | median |\n|---|---|---|")
     for k in sorted(ratios):
         v = ratios[k]

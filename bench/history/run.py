@@ -39,34 +39,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.dispatch.common import (
+from bench.common import (
     AMQP_URL,
     REDIS_URL,
     Interference,
     cleanup_namespace,
     machine_info,
     median,
-    pct,
+    record_result,
+    run_undisturbed,
+    save_results,
     start_fake,
+    stats_ms,
     stop_popen,
-    wait_for_machine,
 )
 
+#: What is printed of each round as it finishes (then a line per case).
+BRIEF = ("round", "seconds", "list_lengths_after", "dead_letters", "turn_errors", "interference")
 TEXT = "Could you check the status of order A-{n} and tell me when it ships? Thanks a lot, it is urgent for us."
-
-
-def stats_ms(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50": round(pct(ms, 50), 3),
-        "p90": round(pct(ms, 90), 3),
-        "p99": round(pct(ms, 99), 3),
-        "max": round(max(ms), 3),
-        "mean": round(sum(ms) / len(ms), 3),
-    }
 
 
 async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
@@ -239,7 +229,9 @@ async def run_round(args: argparse.Namespace, out: Path, fake_url: str, rnd: int
         "list_lengths_after": lens,
         "dead_letters": dead,
         "turn_errors": errors,
-        "stats_ms": {f"{a}/{n}": {k: stats_ms(v) for k, v in s.items()} for (a, n), s in samples.items()},
+        "stats_ms": {
+            f"{a}/{n}": {k: stats_ms(v, digits=3, mean=True) for k, v in s.items()} for (a, n), s in samples.items()
+        },
     }
     return result
 
@@ -258,7 +250,7 @@ async def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     info = machine_info()
     fake, fake_url = start_fake("tests.fakes.openai_api", ["--api-key", "sk-test"], out, "fake-openai")
-    results = []
+    results: list[dict[str, Any]] = []
     # The gateway's JSON lines go to a file, as in a real process (configured once: loggers are cached).
     import structlog
 
@@ -271,33 +263,17 @@ async def main() -> int:
     logs.configure("json", "info")
     try:
         for rnd in range(args.rounds):
-            for attempt in range(args.retries + 1):
-                seen = wait_for_machine("history")
+            t0 = 0.0
+
+            async def one_round(rnd: int = rnd) -> dict[str, Any]:
+                nonlocal t0
                 t0 = time.monotonic()
-                r = await asyncio.wait_for(run_round(args, out, fake_url, rnd, fake.pid), 60)
-                r["attempt"] = attempt
-                if not r["interference"]["contaminated"]:
-                    break
-                print(f"[history] interference during the round, again: {r['interference']}", file=real_stderr)
+                return await asyncio.wait_for(run_round(args, out, fake_url, rnd, fake.pid), 60)
+
+            r, seen = await run_undisturbed("history", args.retries, one_round, unit="round", err=real_stderr)
             r["seconds"] = round(time.monotonic() - t0, 1)
             r["machine_before"] = seen
-            results.append(r)
-            print(
-                json.dumps(
-                    {
-                        k: r[k]
-                        for k in (
-                            "round",
-                            "seconds",
-                            "list_lengths_after",
-                            "dead_letters",
-                            "turn_errors",
-                            "interference",
-                        )
-                    }
-                ),
-                flush=True,
-            )
+            record_result(out, info, results, r, BRIEF)
             for case, st in r["stats_ms"].items():
                 print(
                     case,
@@ -317,7 +293,6 @@ async def main() -> int:
                     ),
                     flush=True,
                 )
-            (out / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
             # Reset the fake's recorded calls (it keeps every request body).
             import aiohttp
 
@@ -333,7 +308,7 @@ async def main() -> int:
         for metric in results[0]["stats_ms"][case]:
             for q in ("p50", "p99"):
                 summary[case][f"{metric}_{q}"] = median([r["stats_ms"][case][metric][q] for r in results])
-    (out / "results.json").write_text(json.dumps({"machine": info, "results": results, "summary": summary}, indent=1))
+    save_results(out, info, results, summary=summary)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -41,8 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import CLK, busy_cores, delete_queues_and_exchanges, machine_busy, message_counts
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 REPO = HERE.parent.parent
 HOST = "127.0.0.1"
 SECRET = "bench-ingress-signing-secret"
@@ -52,27 +56,9 @@ ANALYSIS_TARGETS = ("bare-16q", "bare-16q-gwmsg", "full-py312")
 #: full-py312: the same product code under CPython 3.12 (a venv under /tmp with the project's pinned
 #: dependencies; the project's own venv is not touched).
 PY312_VENV = Path("/tmp/bench-ingress-venv312")
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- CPU accounting (/proc)
-
-
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    total = sum(parts[:8])
-    return (total - idle) / CLK, total / CLK
 
 
 def wait_quiet(limit: float, max_wait: float = 90.0) -> float:
@@ -82,9 +68,7 @@ def wait_quiet(limit: float, max_wait: float = 90.0) -> float:
     """
     deadline = time.monotonic() + max_wait
     while True:
-        b0, t0 = machine_cpu()[0], time.monotonic()
-        time.sleep(2.0)
-        busy = (machine_cpu()[0] - b0) / (time.monotonic() - t0)
+        busy = busy_cores(2.0)
         if busy <= limit or time.monotonic() > deadline:
             return round(busy, 3)
 
@@ -117,7 +101,7 @@ class CpuMeter:
 
     def sample(self, wrk_pid: int) -> None:
         self.wrk_pid = wrk_pid
-        self.samples.append((time.monotonic(), machine_cpu()[0], all_procs()))
+        self.samples.append((time.monotonic(), machine_busy(), all_procs()))
 
     def _group(self, pid: int, comm: str, ppid: int) -> str:
         if pid == self.server_pid:
@@ -363,47 +347,6 @@ def stop_all(*_: Any) -> None:
 # --------------------------------------------------------------------------- broker and store
 
 
-async def _queue_depths(amqp_url: str, names: list[str]) -> dict[str, int]:
-    import aio_pika
-
-    conn = await aio_pika.connect(amqp_url)
-    try:
-        out = {}
-        for name in names:
-            ch = await conn.channel()
-            try:
-                q = await ch.declare_queue(name, passive=True)
-                out[name] = int(q.declaration_result.message_count or 0)
-            except Exception:  # missing queue
-                out[name] = -1
-            with contextlib.suppress(Exception):
-                await ch.close()
-        return out
-    finally:
-        await conn.close()
-
-
-async def _delete(amqp_url: str, queues: list[str], exchanges: list[str]) -> None:
-    import aio_pika
-
-    conn = await aio_pika.connect(amqp_url)
-    try:
-        for name in queues:
-            ch = await conn.channel()
-            with contextlib.suppress(Exception):
-                await ch.queue_delete(name)
-            with contextlib.suppress(Exception):
-                await ch.close()
-        for name in exchanges:
-            ch = await conn.channel()
-            with contextlib.suppress(Exception):
-                await ch.exchange_delete(name)
-            with contextlib.suppress(Exception):
-                await ch.close()
-    finally:
-        await conn.close()
-
-
 def redis_keys(redis_url: str, namespace: str, delete: bool = False) -> int:
     import redis
 
@@ -562,7 +505,7 @@ def measure(
             s = server.metric(r'gateway_publish_seconds_sum\{exchange="[^"]*\.events"\}')
             extra["publish_confirm_mean_ms"] = round(1000 * s / n, 3) if n else None
         server.stop()
-        depths = asyncio.run(_queue_depths(args.amqp_url, server.queues() + server.other_queues()))
+        depths = asyncio.run(message_counts(args.amqp_url, server.queues() + server.other_queues()))
         in_dispatch = sum(depths[q] for q in server.queues())
         elsewhere = sum(max(0, depths[q]) for q in server.other_queues())
         ok_2xx = (warm["requests"] - warm["non2xx"]) + (res["requests"] - res["non2xx"])
@@ -605,7 +548,10 @@ def measure(
             try:
                 asyncio.run(
                     asyncio.wait_for(
-                        _delete(args.amqp_url, server.queues() + server.other_queues(), server.exchanges()), 120
+                        delete_queues_and_exchanges(
+                            args.amqp_url, server.queues() + server.other_queues(), server.exchanges()
+                        ),
+                        120,
                     )
                 )
             except Exception as exc:

@@ -8,9 +8,14 @@ and the share by leaf frame ("self"), both over all samples of the file(s).
 
 from __future__ import annotations
 
-import argparse
 import collections
 import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import files_parser
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
@@ -28,8 +33,7 @@ def short(frame: str) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("files", nargs="+")
+    ap = files_parser()
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--grep", default="", help="only count stacks containing this text")
     args = ap.parse_args()

@@ -44,7 +44,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.dispatch.common import (
+from bench.common import (
     AMQP_URL,
     PY,
     REDIS_URL,
@@ -55,18 +55,33 @@ from bench.dispatch.common import (
     gateway_proc,
     machine_info,
     median,
-    pct,
     proc_cpu,
+    py_spy_record,
+    record_result,
+    run_undisturbed,
+    save_results,
     service_cpu,
     start_fake,
+    stats_ms,
     stop_popen,
-    wait_for_machine,
 )
 from tests.support.signing import slack_headers, slack_message
 
 SECRET = "bench-latency-signing-secret"
 TOKEN = "xoxb-test"
 CHANNELS = 100
+#: What is printed of each run as it finishes.
+BRIEF = (
+    "round",
+    "mode",
+    "achieved_rate",
+    "missing",
+    "non_200",
+    "latency_ms",
+    "stages_ms",
+    "cores_used",
+    "interference",
+)
 
 
 def build_requests(run: str, start: int, n: int) -> list[tuple[int, str, bytes, dict[str, str]]]:
@@ -169,19 +184,6 @@ def log_times(procs: list[Proc]) -> dict[str, dict[str, float]]:
     return out
 
 
-def stats_ms(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50": round(pct(ms, 50), 2),
-        "p90": round(pct(ms, 90), 2),
-        "p99": round(pct(ms, 99), 2),
-        "max": round(max(ms), 2),
-    }
-
-
 async def wait_leases(namespace: str, timeout: float = 30.0) -> None:
     import redis.asyncio as aioredis
 
@@ -260,18 +262,7 @@ async def run_case(mode: str, args: argparse.Namespace, out: Path) -> dict[str, 
                 dest = out / f"profile-{mode}-{p.name}-{run}.txt"
                 profilers.append(
                     await asyncio.create_subprocess_exec(
-                        "py-spy",
-                        "record",
-                        "--pid",
-                        str(p.pid),
-                        "--duration",
-                        str(int(args.duration)),
-                        "--rate",
-                        "200",
-                        "--format",
-                        "raw",
-                        "-o",
-                        str(dest),
+                        *py_spy_record(p.pid, int(args.duration), dest),
                         stdout=asyncio.subprocess.DEVNULL,
                         stderr=asyncio.subprocess.DEVNULL,
                     )
@@ -371,37 +362,17 @@ async def main() -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info = machine_info()
-    results = []
+    results: list[dict[str, Any]] = []
     modes = args.modes.split(",")
     for rnd in range(args.rounds):
         order = modes if rnd % 2 == 0 else list(reversed(modes))
         for mode in order:
-            for attempt in range(args.retries + 1):
-                seen = wait_for_machine(f"latency {mode}")
-                r = await run_case(mode, args, out)
-                r["attempt"] = attempt
-                if not r.get("interference", {}).get("contaminated"):
-                    break
-                print(f"[latency {mode}] interference during the run, again: {r['interference']}", file=sys.stderr)
+            r, seen = await run_undisturbed(
+                f"latency {mode}", args.retries, lambda mode=mode: run_case(mode, args, out)
+            )
             r["round"] = rnd
             r["machine_before"] = seen
-            results.append(r)
-            brief = {
-                k: r.get(k)
-                for k in (
-                    "round",
-                    "mode",
-                    "achieved_rate",
-                    "missing",
-                    "non_200",
-                    "latency_ms",
-                    "stages_ms",
-                    "cores_used",
-                    "interference",
-                )
-            }
-            print(json.dumps(brief), flush=True)
-            (out / "results.json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
+            record_result(out, info, results, r, BRIEF)
     summary: dict[str, Any] = {}
     for mode in modes:
         rs = [r for r in results if r["mode"] == mode]
@@ -416,7 +387,7 @@ async def main() -> int:
         for stage in ("ingress", "to_turn_done", "to_platform_call"):
             summary[mode][f"{stage}_p50"] = median([r["stages_ms"][stage].get("p50", float("nan")) for r in rs])
             summary[mode][f"{stage}_p99"] = median([r["stages_ms"][stage].get("p99", float("nan")) for r in rs])
-    (out / "results.json").write_text(json.dumps({"machine": info, "results": results, "summary": summary}, indent=1))
+    save_results(out, info, results, summary=summary)
     print(json.dumps(summary, indent=1))
     return 0
 
