@@ -17,6 +17,7 @@ from tests.fakes.openai_api import FakeOpenAI, ModelReply, text_reply, tool_call
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess, post
+from tests.support.services import service_env
 from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
@@ -37,16 +38,10 @@ async def start(
     tmp_path: Path,
     **extra: str,
 ) -> GatewayProcess:
-    amqp, redis, namespace = services
-    config = tmp_path / "gateway.toml"
-    config.write_text('[agents.tools]\npath = "tests.e2e.tool_agent:agent"\n')
     env = gateway_env(
         slack,
         telegram,
-        amqp=amqp,
-        redis=redis,
-        namespace=namespace,
-        GATEWAY_CONFIG=str(config),
+        **service_env(services, config='[agents.tools]\npath = "tests.e2e.tool_agent:agent"\n', tmp_path=tmp_path),
         OPENAI_BASE_URL=f"{fake.base_url}/v1",
         OPENAI_API_KEY="sk-e2e",
         GATEWAY_LLM_MODEL="gpt-4o-mini",

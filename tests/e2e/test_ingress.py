@@ -17,6 +17,7 @@ from tests.e2e.conftest import SLACK_SECRET, TELEGRAM_SECRET, WEBHOOK_SECRET, ga
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess, post
+from tests.support.services import service_env
 from tests.support.signing import slack_headers, webhook_headers
 from tests.support.waiting import eventually
 
@@ -49,17 +50,10 @@ async def _len(items: list[Event]) -> int:
 async def test_signed_requests_land_in_rabbitmq_and_bad_ones_do_not(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    amqp, redis, namespace = services
-    config = tmp_path / "gateway.toml"
-    config.write_text('[webhooks.sources.shop]\nsecret_env = "SHOP_SECRET"\ncustomer_pointer = "/customer_id"\n')
+    amqp, _, namespace = services
+    shop = '[webhooks.sources.shop]\nsecret_env = "SHOP_SECRET"\ncustomer_pointer = "/customer_id"\n'
     env = gateway_env(
-        slack,
-        telegram,
-        amqp=amqp,
-        redis=redis,
-        namespace=namespace,
-        GATEWAY_CONFIG=str(config),
-        SHOP_SECRET=WEBHOOK_SECRET,
+        slack, telegram, **service_env(services, config=shop, tmp_path=tmp_path), SHOP_SECRET=WEBHOOK_SECRET
     )
     serve = await GatewayProcess("serve", env).start()
     url = serve.url

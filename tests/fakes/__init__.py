@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tests.fakes.base import Call, FakeServer, Injection
+    from tests.fakes.base import Call, ChatFake, FakeServer, Injection
     from tests.fakes.openai_api import (
         FakeOpenAI,
         ModelReply,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "Call": "base",
+    "ChatFake": "base",
     "FakeServer": "base",
     "Injection": "base",
     "FakeSlack": "slack_api",
@@ -45,6 +46,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Call",
+    "ChatFake",
     "FakeOpenAI",
     "FakeProcess",
     "FakeServer",

@@ -34,12 +34,14 @@ from aiohttp import web
 
 __all__ = [
     "Call",
+    "ChatFake",
     "FakeServer",
     "Injection",
     "InjectionKind",
     "json_response",
     "read_request_args",
     "run_cli",
+    "run_token_cli",
 ]
 
 InjectionKind = Literal["rate_limit", "fail", "delay"]
@@ -348,6 +350,39 @@ class FakeServer:
         return json_response({"ok": True})
 
 
+class ChatFake(FakeServer):
+    """Base class of the chat platforms' fakes: also keeps the messages and reactions it accepted.
+
+    A subclass appends the (decoded) arguments of each message post it accepts to ``_messages``
+    and of each reaction to ``_reactions``; rejected attempts are not kept. :meth:`reset` forgets them.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self._messages: list[dict[str, Any]] = []
+        self._reactions: list[dict[str, Any]] = []
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Arguments of every *accepted* message post (rejected attempts are excluded)."""
+        return list(self._messages)
+
+    @property
+    def reactions(self) -> list[dict[str, Any]]:
+        """Arguments of every accepted reaction."""
+        return list(self._reactions)
+
+    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until at least ``n`` messages were accepted; return all of them."""
+        await self.wait_until(lambda: len(self._messages) >= n, timeout, f"{n} accepted message(s)")
+        return self.messages
+
+    def reset(self) -> None:
+        super().reset()
+        self._messages.clear()
+        self._reactions.clear()
+
+
 async def read_request_args(
     request: web.Request, decode: Callable[[str, str], Any] = lambda key, value: value
 ) -> dict[str, Any]:
@@ -413,3 +448,12 @@ def run_cli(
 
     asyncio.run(_serve())
     return 0
+
+
+def run_token_cli(factory: Callable[..., FakeServer], default_token: str, argv: Sequence[str] | None = None) -> int:
+    """:func:`run_cli` for a fake made as ``factory(token=..., host=..., port=...)``, with a ``--token`` option."""
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--token", default=default_token)
+
+    return run_cli(lambda ns: factory(token=ns.token, host=ns.host, port=ns.port), configure, argv)

@@ -18,13 +18,12 @@ Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` p
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import FakeServer, json_response, read_request_args, run_cli
+from tests.fakes.base import ChatFake, json_response, read_request_args, run_token_cli
 
 __all__ = ["FakeSlack"]
 
@@ -32,8 +31,12 @@ __all__ = ["FakeSlack"]
 _JSON_STRING_ARGS = frozenset({"blocks", "attachments", "metadata", "unfurl_links_payload"})
 
 
-class FakeSlack(FakeServer):
-    """Fake ``https://slack.com/api/`` for ``slack_sdk.web.async_client.AsyncWebClient``."""
+class FakeSlack(ChatFake):
+    """Fake ``https://slack.com/api/`` for ``slack_sdk.web.async_client.AsyncWebClient``.
+
+    ``messages``: the arguments of every accepted ``chat.postMessage``; ``reactions``: of every
+    accepted ``reactions.add``.
+    """
 
     name = "FakeSlack"
 
@@ -47,32 +50,14 @@ class FakeSlack(FakeServer):
         super().__init__(host, port)
         self.token = token
         self._ts_counter = 0
-        self._messages: list[dict[str, Any]] = []
-        self._reactions: list[dict[str, Any]] = []
         self._posted: dict[tuple[str, str], dict[str, Any]] = {}
 
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/api/"
 
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """Arguments of every *accepted* ``chat.postMessage`` (rejected attempts are excluded)."""
-        return list(self._messages)
-
-    @property
-    def reactions(self) -> list[dict[str, Any]]:
-        """Arguments of every accepted ``reactions.add``."""
-        return list(self._reactions)
-
-    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        await self.wait_until(lambda: len(self._messages) >= n, timeout, f"{n} accepted message(s)")
-        return self.messages
-
     def reset(self) -> None:
         super().reset()
-        self._messages.clear()
-        self._reactions.clear()
         self._posted.clear()
 
     # ------------------------------------------------------------------ wire format
@@ -219,10 +204,7 @@ def _maybe_json(key: str, value: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def configure(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--token", default="xoxb-test")
-
-    return run_cli(lambda ns: FakeSlack(token=ns.token, host=ns.host, port=ns.port), configure, argv)
+    return run_token_cli(FakeSlack, "xoxb-test", argv)
 
 
 if __name__ == "__main__":

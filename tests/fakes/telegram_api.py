@@ -23,7 +23,6 @@ Run standalone: ``python -m tests.fakes.telegram_api --port 0 --token 123:ABC`` 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -32,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import FakeServer, json_response, read_request_args, run_cli
+from tests.fakes.base import ChatFake, json_response, read_request_args, run_token_cli
 
 __all__ = ["FakeTelegram"]
 
@@ -75,8 +74,12 @@ _STRING_PARAMS = frozenset(
 _MAX_LONG_POLL = 30.0
 
 
-class FakeTelegram(FakeServer):
-    """Fake ``https://api.telegram.org`` for ``telegram.Bot``."""
+class FakeTelegram(ChatFake):
+    """Fake ``https://api.telegram.org`` for ``telegram.Bot``.
+
+    ``messages``: the decoded arguments of every accepted ``sendMessage``; ``reactions``: of every
+    accepted ``setMessageReaction``.
+    """
 
     name = "FakeTelegram"
 
@@ -97,8 +100,6 @@ class FakeTelegram(FakeServer):
         }
         self.webhook_url = ""
         self._message_id = 1000
-        self._messages: list[dict[str, Any]] = []
-        self._reactions: list[dict[str, Any]] = []
         self._sent: dict[tuple[int, int], dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
@@ -106,20 +107,6 @@ class FakeTelegram(FakeServer):
         self._closing = False
         #: getUpdates requests currently long-polling (wait on it with ``wait_until``).
         self.polling = 0
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """Decoded arguments of every *accepted* ``sendMessage`` (rejected attempts excluded)."""
-        return list(self._messages)
-
-    @property
-    def reactions(self) -> list[dict[str, Any]]:
-        """Decoded arguments of every accepted ``setMessageReaction``."""
-        return list(self._reactions)
-
-    async def wait_for_messages(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        await self.wait_until(lambda: len(self._messages) >= n, timeout, f"{n} accepted message(s)")
-        return self.messages
 
     def push_update(self, update: dict[str, Any]) -> int:
         """Queue an Update for ``getUpdates``; assigns ``update_id`` if missing. Returns it."""
@@ -134,8 +121,6 @@ class FakeTelegram(FakeServer):
 
     def reset(self) -> None:
         super().reset()
-        self._messages.clear()
-        self._reactions.clear()
         self._sent.clear()
         self._updates.clear()
 
@@ -337,10 +322,7 @@ def _decode(key: str, value: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def configure(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--token", default="123:ABC")
-
-    return run_cli(lambda ns: FakeTelegram(token=ns.token, host=ns.host, port=ns.port), configure, argv)
+    return run_token_cli(FakeTelegram, "123:ABC", argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,24 @@ def require(service: str, host: str, port: int) -> None:
 
 def new_namespace(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def service_env(
+    services: tuple[str, str, str], *, config: str | None = None, tmp_path: Path | None = None
+) -> dict[str, str]:
+    """``gateway_env`` keywords (tests/e2e/conftest.py) for the ``services`` fixture's (amqp, redis, namespace).
+
+    With ``config``, that text is written to ``tmp_path/gateway.toml`` and ``GATEWAY_CONFIG`` names it.
+    """
+    amqp, redis, namespace = services
+    env = {"amqp": amqp, "redis": redis, "namespace": namespace}
+    if config is not None:
+        if tmp_path is None:
+            raise ValueError("service_env(config=...) needs tmp_path: where to write gateway.toml")
+        path = tmp_path / "gateway.toml"
+        path.write_text(config)
+        env["GATEWAY_CONFIG"] = str(path)
+    return env
 
 
 async def purge_namespace(namespace: str, partitions: int = 16) -> None:
