@@ -1,4 +1,4 @@
-"""One module per CLI command; ``register`` wires them into argparse."""
+"""One module per CLI command (``dlq`` with its parts in ``dlq_*.py``); ``register`` wires them into argparse."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from consumers.leases import GROUP, lease_key
 from gateway.bus.base import Bus, Delivery, QueueInfo
 from gateway.bus.topology import Topology
+from gateway.commands.parsers import documented_parser
 from gateway.errors import ConfigError
 from gateway.operators import BrokerUnreachable, format_age, format_partitions, open_broker, paint
 from gateway.runtime import make_store
@@ -273,11 +274,11 @@ async def run_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser(
+    p = documented_parser(
+        sub,
         "status",
         help="queues, rates, consumers and partitions, dead letters (needs AMQP_URL and REDIS_URL)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.add_argument(
