@@ -9,6 +9,7 @@ replayed turn produces the same ids and the sender posts nothing twice.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -74,11 +75,15 @@ class TurnContext(SessionContext):
         self.event = events[-1]
         self.history_window = history_window
         self.outbox: list[OutboundMessage] = []
-        self.log = structlog.get_logger("agent").bind(
-            agent=self.agent, conversation_key=self.conversation_key, event_id=self.event.id
-        )
         self._send_now = send_now
         self._seq = 0
+
+    @functools.cached_property
+    def log(self) -> Any:
+        """A structlog logger bound to this turn's agent, conversation and event."""
+        return structlog.get_logger("agent").bind(
+            agent=self.agent, conversation_key=self.conversation_key, event_id=self.event.id
+        )
 
     async def history(self, n: int | None = None) -> list[Turn]:
         """The last ``n`` turns before this one (default: the window, 50), oldest first."""

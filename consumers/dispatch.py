@@ -13,10 +13,12 @@ Outcomes for each delivery:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -49,6 +51,11 @@ def turn_marker(agent: str, event: Event) -> str:
     return f"turn:{agent}:{event.message_ref or event.id}"
 
 
+def may_repeat(d: Delivery) -> bool:
+    """The broker delivered it before, or an operator replayed it from the dead-letter queue."""
+    return d.redeliveries > 0 or "replays" in d.headers
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -66,6 +73,7 @@ class Dispatcher:
         self._dead = dead
         self._metrics = metrics
         self._cfg = config
+        self._children: dict[str, tuple[Any, Any]] = {}
 
     async def run(self, key: str, deliveries: list[Delivery]) -> None:
         """Handle the deliveries of one lane run (one, or several under ``collect``)."""
@@ -114,10 +122,11 @@ class Dispatcher:
         return event
 
     async def _drop_done(self, agent: str, pending: list[tuple[Delivery, Event]]) -> list[tuple[Delivery, Event]]:
-        done = await asyncio.gather(*(self._store.get(turn_marker(agent, e)) for _, e in pending))
         keep = []
-        for (d, e), marker in zip(pending, done, strict=True):
-            if marker is None:
+        for d, e in pending:
+            # Always looked up: besides redeliveries, replays and Slack's message/app_mention twins, one
+            # event can be queued twice when a publish whose confirm timed out did reach the queue.
+            if await self._store.get(turn_marker(agent, e)) is None:
                 keep.append((d, e))
             else:
                 self._metrics.skipped.labels("already handled").inc()
@@ -132,25 +141,11 @@ class Dispatcher:
         for e in events:
             self._metrics.queue_lag.observe(max(0.0, (now - e.received_at).total_seconds()))
         prior = max(d.redeliveries for d in deliveries)
+        repeat = any(may_repeat(d) for d in deliveries)
         error = ""
         attempt = 0
         with (
-            tracing.span(
-                f"turn {agent}",
-                kind="consumer",
-                parent=deliveries[-1].headers,
-                links=[d.headers for d in deliveries[:-1]],
-                attributes={
-                    "messaging.system": "rabbitmq",
-                    "messaging.operation.type": "process",
-                    "messaging.message.id": deliveries[-1].message_id,
-                    "gateway.agent": agent,
-                    "gateway.event_id": events[-1].id,
-                    "gateway.conversation_key": key,
-                    "gateway.events": len(events),
-                    "gateway.redeliveries": prior,
-                },
-            ) as current,
+            self._span(agent, key, deliveries, events, prior) as current,
             structlog.contextvars.bound_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent),
         ):
             while attempt < self._cfg.attempts:
@@ -160,9 +155,11 @@ class Dispatcher:
                     break
                 start = time.perf_counter()
                 try:
-                    outbox = await asyncio.wait_for(self._turn(agent, key, events), self._cfg.turn_timeout)
+                    async with asyncio.timeout(self._cfg.turn_timeout):
+                        outbox = await self._turn(agent, key, events)
                     for message in outbox:
-                        await self._publisher.outbound(message)
+                        # A reply whose turn may have run before is checked against the sent markers.
+                        await self._publisher.outbound(message, recheck=repeat or attempt > 1)
                     await self._record(agent, key, events, outbox)
                 except Exception as exc:
                     if not all(d.alive() for d in deliveries):
@@ -175,8 +172,9 @@ class Dispatcher:
                     if attempt < self._cfg.attempts:
                         await asyncio.sleep(self._cfg.retry_base * 2 ** (attempt - 1))
                     continue
-                self._metrics.turns.labels(agent, "ok").inc()
-                self._metrics.turn_seconds.labels(agent).observe(time.perf_counter() - start)
+                ok, seconds = self._agent_metrics(agent)
+                ok.inc()
+                seconds.observe(time.perf_counter() - start)
                 log.info("turn_done", replies=len(outbox), attempt=attempt)
                 tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": len(outbox)})
                 for d in deliveries:
@@ -186,6 +184,37 @@ class Dispatcher:
             tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.dead_lettered": True})
             for d in deliveries:
                 await self._dead.send(d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt)
+
+    def _agent_metrics(self, agent: str) -> tuple[Any, Any]:
+        """The labelled children for an agent, looked up once (labels() costs more than inc())."""
+        children = self._children.get(agent)
+        if children is None:
+            children = (self._metrics.turns.labels(agent, "ok"), self._metrics.turn_seconds.labels(agent))
+            self._children[agent] = children
+        return children
+
+    @staticmethod
+    def _span(
+        agent: str, key: str, deliveries: list[Delivery], events: list[Event], prior: int
+    ) -> contextlib.AbstractContextManager[Any]:
+        if not tracing.enabled():
+            return contextlib.nullcontext()
+        return tracing.span(
+            f"turn {agent}",
+            kind="consumer",
+            parent=deliveries[-1].headers,
+            links=[d.headers for d in deliveries[:-1]],
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.message.id": deliveries[-1].message_id,
+                "gateway.agent": agent,
+                "gateway.event_id": events[-1].id,
+                "gateway.conversation_key": key,
+                "gateway.events": len(events),
+                "gateway.redeliveries": prior,
+            },
+        )
 
     async def _turn(self, agent: str, key: str, events: list[Event]) -> list[OutboundMessage]:
         inst = await self._pool.acquire(agent, key)
@@ -205,7 +234,5 @@ class Dispatcher:
     async def _record(self, agent: str, key: str, events: Sequence[Event], outbox: Sequence[OutboundMessage]) -> None:
         turns = [Turn("user", e.text, e.id, e.sender.id if e.sender else None).to_json() for e in events]
         turns += [Turn("assistant", m.text, m.event_id).to_json() for m in outbox if m.action == "reply"]
-        await asyncio.gather(
-            self._store.push(history_key(agent, key), turns, HISTORY_KEEP),
-            *(self._store.put(turn_marker(agent, e), "1", DONE_TTL) for e in events),
-        )
+        markers = [turn_marker(agent, e) for e in events]
+        await self._store.push(history_key(agent, key), turns, HISTORY_KEEP, markers=markers, marker_ttl=DONE_TTL)

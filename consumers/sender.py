@@ -38,6 +38,12 @@ def sent_marker(message_id: str) -> str:
     return f"sent:{message_id}"
 
 
+def may_be_sent(d: Delivery) -> bool:
+    """Only a message that may have been posted already is looked up: a redelivery, a replay, or one
+    published by a turn that ran more than once (a retry, a redelivered or replayed event)."""
+    return d.redeliveries > 0 or "recheck" in d.headers or "replays" in d.headers
+
+
 class Sender:
     def __init__(
         self,
@@ -93,7 +99,7 @@ class Sender:
             await self._typing(platform, message)
             await d.ack()
             return
-        if await self._store.get(sent_marker(message.id)) is not None:
+        if may_be_sent(d) and await self._store.get(sent_marker(message.id)) is not None:
             self._metrics.outbound_duplicates.labels(message.to.platform).inc()
             log.info("outbound_already_sent", message_id=message.id)
             await d.ack()

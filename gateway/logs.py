@@ -11,6 +11,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 from gateway import tracing
@@ -27,11 +28,21 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
 
 
 def configure(fmt: str = "json", level: str = "info") -> None:
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if fmt == "console"
-        else structlog.processors.JSONRenderer()
-    )
+    renderer: Any
+    factory: Any
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        factory = structlog.PrintLoggerFactory(file=sys.stderr)
+    else:  # orjson straight to bytes: a third of the cost of json.dumps + print per line
+        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
+        stream = getattr(sys.stderr, "buffer", None)
+        factory = (
+            structlog.BytesLoggerFactory(file=stream)
+            if stream is not None
+            else structlog.PrintLoggerFactory(file=sys.stderr)
+        )
+        if stream is None:
+            renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -43,6 +54,6 @@ def configure(fmt: str = "json", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )

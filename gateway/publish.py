@@ -62,14 +62,17 @@ class Publisher:
             event.id,
         )
 
-    async def outbound(self, message: OutboundMessage) -> None:
+    async def outbound(self, message: OutboundMessage, *, recheck: bool = False) -> None:
+        """``recheck``: the turn that made it may have run before, so the sender looks up its sent marker."""
         partition = self.topology.partition_of(message.conversation_key)
-        headers = {
+        headers: dict[str, Any] = {
             "platform": message.to.platform,
             "kind": message.action,
             "conversation_key": message.conversation_key,
             "event_id": message.event_id,
         }
+        if recheck:
+            headers["recheck"] = 1
         await self._publish(
             self.topology.outbound_exchange, str(partition), message.model_dump_json().encode(), headers, message.id
         )

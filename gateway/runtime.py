@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -49,6 +50,14 @@ class Runtime:
 
     def ingestor(self) -> Ingestor:
         return Ingestor(self.publisher, self.store, self.router, self.metrics, dedupe_ttl=self.settings.dedupe_ttl)
+
+
+def settle_heap() -> None:
+    """Once everything is loaded: move the start-up objects (modules, pydantic schemas, clients) out of
+    the collector's sight, so the full collections that come with traffic do not walk them again
+    (they paused the loop for up to 135 ms under load before this)."""
+    gc.collect()
+    gc.freeze()
 
 
 def make_bus(settings: Settings) -> Bus:

@@ -13,7 +13,7 @@ from consumers.senders import build_senders
 from consumers.worker import ConsumerWorker
 from gateway.commands.serve import ingress_state
 from gateway.http import HttpState, build_app
-from gateway.runtime import Runtime, open_runtime, require_services
+from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
 from gateway.server import serve_http, stop_event
 from gateway.settings import Settings
 
@@ -47,6 +47,7 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_event()
     async with open_runtime(settings) as rt:
         worker = make_worker(rt)
+        settle_heap()
         state = HttpState(bus=rt.bus, store=rt.store, metrics=rt.metrics, checks={"consumer": worker.ready})
         async with worker:
             await serve_http(
@@ -72,6 +73,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         state = ingress_state(rt)
         worker = make_worker(rt, console_fallback=True)
         state.checks["consumer"] = worker.ready
+        settle_heap()
         async with worker:
             await serve_http(
                 build_app(state),

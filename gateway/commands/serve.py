@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 
 from gateway.http import HttpState, build_app
-from gateway.runtime import Runtime, open_runtime, require_services
+from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
 from gateway.server import serve_http, stop_event
 from gateway.settings import Settings
 
@@ -35,6 +35,7 @@ async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings, block_until_connected=False) as rt:
         state = ingress_state(rt)  # bad configuration fails here, before listening
         app = build_app(state)
+        settle_heap()
         await serve_http(
             app, settings.host, settings.port, stop, grace=settings.shutdown_grace, drain_delay=settings.drain_delay
         )

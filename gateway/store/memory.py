@@ -57,12 +57,17 @@ class MemoryStore:
             self._data.pop(self._k(key), None)
             self._expires.pop(self._k(key), None)
 
-    async def push(self, key: str, items: Sequence[str], keep: int) -> None:
-        k = self._k(key)
-        lst: list[str] = self._live(k) or []
-        lst.extend(items)
-        del lst[: max(0, len(lst) - keep)]
-        self._data[k] = lst
+    async def push(
+        self, key: str, items: Sequence[str], keep: int, *, markers: Sequence[str] = (), marker_ttl: float = 0
+    ) -> None:
+        if items:
+            k = self._k(key)
+            lst: list[str] = self._live(k) or []
+            lst.extend(items)
+            del lst[: max(0, len(lst) - keep)]
+            self._data[k] = lst
+        for marker in markers:
+            self._set(self._k(marker), "1", marker_ttl)
 
     async def tail(self, key: str, n: int) -> list[str]:
         lst: list[str] = self._live(self._k(key)) or []

@@ -38,6 +38,18 @@ if cur == false or cur == ARGV[1] then
 end
 return 0
 """
+# A turn's record in one command: history append + trim, done markers.
+_PUSH = """
+local n = tonumber(ARGV[3])
+if n > 0 then
+  redis.call('rpush', KEYS[1], unpack(ARGV, 4, 3 + n))
+  redis.call('ltrim', KEYS[1], -tonumber(ARGV[1]), -1)
+end
+for i = 2, #KEYS do
+  redis.call('set', KEYS[i], '1', 'PX', ARGV[2])
+end
+return 1
+"""
 # Reservation-style token bucket: tokens may go negative, the caller waits off the debt.
 _BUCKET = """
 local t = redis.call('time')
@@ -120,8 +132,9 @@ class RedisStore:
     def _k(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
-    async def _run(self, *args: Any, **options: Any) -> Any:
-        return await self._pipe.execute(*args, **options)
+    def _run(self, *args: Any, **options: Any) -> asyncio.Future[Any]:
+        """Queue one command on the auto-pipeline; await the returned future (no Task per command)."""
+        return self._pipe.execute(*args, **options)
 
     async def ping(self) -> bool:
         try:
@@ -151,11 +164,14 @@ class RedisStore:
         if keys:
             await self._run("DEL", *(self._k(k) for k in keys))
 
-    async def push(self, key: str, items: Sequence[str], keep: int) -> None:
-        if not items:
+    async def push(
+        self, key: str, items: Sequence[str], keep: int, *, markers: Sequence[str] = (), marker_ttl: float = 0
+    ) -> None:
+        if not items and not markers:
             return
-        k = self._k(key)
-        await asyncio.gather(self._run("RPUSH", k, *items), self._run("LTRIM", k, -keep, -1))
+        keys = [self._k(key), *(self._k(m) for m in markers)]
+        ttl_ms = max(1, int(marker_ttl * 1000))
+        await self._run("EVAL", _PUSH, len(keys), *keys, keep, ttl_ms, len(items), *items)
 
     async def tail(self, key: str, n: int) -> list[str]:
         if n <= 0:

@@ -31,7 +31,7 @@ from gateway.bus.amqp import AmqpBus
 from gateway.bus.base import Bus
 from gateway.bus.memory import MemoryBus
 from gateway.bus.topology import Topology
-from gateway.errors import RateLimited, SendError
+from gateway.errors import RateLimited, SendError, StoreUnavailable
 from gateway.events import Event, EventKind, OutboundMessage, ReplyAddress
 from gateway.metrics import Metrics
 from gateway.publish import Publisher
@@ -394,4 +394,31 @@ async def test_a_429_shows_on_the_send_span(rig: Rig, spans: InMemorySpanExporte
 
 
 async def _now(value: list[ReadableSpan]) -> list[ReadableSpan]:
+    return value
+
+
+async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig: Rig) -> None:
+    """The record fails after the reply was published: the retry publishes the same reply again,
+    marked for a sent-marker check, and the sender posts it once."""
+    real_push = rig.store.push
+    failures = [StoreUnavailable("Redis did not answer (injected)")]
+
+    async def push_failing_once(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await real_push(*args, **kwargs)
+
+    rig.store.push = push_failing_once  # type: ignore[method-assign]
+    await rig.start({"rec": Recorder()})
+    await rig.publisher.event(event("only once"))
+    await eventually(
+        lambda: _now_value(rig.metrics.outbound_duplicates.labels("slack")._value.get()),
+        until=lambda n: n == 1,
+        what="the second copy suppressed by its sent marker",
+    )
+    assert rig.platform.texts == ["only once"]
+    assert rig.platform.attempts == 1
+
+
+async def _now_value(value: float) -> float:
     return value

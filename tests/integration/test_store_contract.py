@@ -78,6 +78,17 @@ async def test_push_keeps_the_last_items_and_tail_reads_oldest_first(store: Stor
     assert await store.tail("hist", 10) == ["k", "l", "m"]
 
 
+async def test_push_sets_its_markers_in_the_same_call_and_they_expire(store: Store) -> None:
+    await store.push("hist2", ["a"], keep=5, markers=["done:1", "done:2"], marker_ttl=0.3)
+    assert await store.tail("hist2", 10) == ["a"]
+    assert [await store.get("done:1"), await store.get("done:2")] == ["1", "1"]
+    await store.push("hist2", [], keep=5, markers=["done:3"], marker_ttl=60)  # markers alone
+    assert await store.tail("hist2", 10) == ["a"]
+    assert await store.get("done:3") == "1"
+    await eventually(lambda: store.get("done:1"), until=lambda v: v is None, what="the marker's expiry")
+    assert await store.get("done:3") == "1"
+
+
 async def test_hashes(store: Store) -> None:
     assert await store.hall("mem") == {}
     assert await store.hget("mem", "x") is None
