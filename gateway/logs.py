@@ -6,6 +6,7 @@ Context (event id, platform, conversation key) is bound with
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -20,10 +21,15 @@ from gateway import tracing
 _REDACT = ("secret", "token", "signature", "password", "authorization", "body", "raw", "api_key")
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _REDACT)
+
+
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event_dict):
-        if any(word in key.lower() for word in _REDACT):
-            event_dict[key] = "[redacted]"
+    for key in [k for k in event_dict if _secret_key(k)]:
+        event_dict[key] = "[redacted]"
     return event_dict
 
 

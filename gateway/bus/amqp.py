@@ -47,7 +47,9 @@ def _delivery(message: AbstractIncomingMessage, *, auto_acked: bool = False) -> 
             return
         try:
             if how == "ack":
-                await message.ack()
+                # Straight to the channel without waiting for the socket drain (an ack has no reply):
+                # a third of the cost of IncomingMessage.ack() per delivery.
+                await message.channel.basic_ack(delivery_tag=message.delivery_tag or 0, wait=False)
             elif how == "requeue":
                 await message.nack(requeue=True)
             else:
@@ -65,8 +67,15 @@ def _delivery(message: AbstractIncomingMessage, *, auto_acked: bool = False) -> 
         _settle=settle,
         # After a reconnection the old channel is closed: the broker has put the message back and will
         # deliver it again on the new one, so work on this copy would be done twice.
-        alive=lambda: not message.channel.is_closed,
+        alive=lambda: _channel_open(message),
     )
+
+
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except aiormq.exceptions.ChannelInvalidStateError:  # aio-pika raises instead of returning a closed one
+        return False
 
 
 class _AmqpSubscription:
