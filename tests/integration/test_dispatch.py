@@ -39,6 +39,7 @@ from gateway.store.base import Store
 from gateway.store.memory import MemoryStore
 from gateway.store.redis import RedisStore
 from tests.support.services import AMQP_URL, REDIS_URL, purge_namespace, require
+from tests.support.spans import memory_spans
 from tests.support.waiting import eventually
 
 PARTITIONS = 2
@@ -326,13 +327,8 @@ async def test_sender_dead_letters_a_failure_after_sending(rig: Rig) -> None:
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """Tracing on, spans kept in memory (the process-wide provider is left alone)."""
-    exporter = InMemorySpanExporter()
-    tracing.setup("off", role="test", exporter=exporter, set_global=False)
-    try:
+    with memory_spans() as exporter:
         yield exporter
-    finally:
-        tracing.shutdown()
 
 
 def _named(exporter: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:

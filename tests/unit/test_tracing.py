@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gateway import tracing
 from gateway.errors import ConfigError
+from tests.support.spans import memory_spans
 
 
 @pytest.mark.parametrize(
@@ -46,12 +47,8 @@ def test_off_is_a_no_op() -> None:
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
-    exp = InMemorySpanExporter()
-    tracing.setup("off", role="unit", exporter=exp, set_global=False)
-    try:
+    with memory_spans("unit") as exp:
         yield exp
-    finally:
-        tracing.shutdown()
 
 
 def test_headers_carry_the_context_to_a_child_span_and_log_lines_carry_its_ids(
