@@ -51,11 +51,6 @@ def turn_marker(agent: str, event: Event) -> str:
     return f"turn:{agent}:{event.message_ref or event.id}"
 
 
-def may_repeat(d: Delivery) -> bool:
-    """The broker delivered it before, or an operator replayed it from the dead-letter queue."""
-    return d.redeliveries > 0 or "replays" in d.headers
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -141,7 +136,7 @@ class Dispatcher:
         for e in events:
             self._metrics.queue_lag.observe(max(0.0, (now - e.received_at).total_seconds()))
         prior = max(d.redeliveries for d in deliveries)
-        repeat = any(may_repeat(d) for d in deliveries)
+        repeat = any(d.repeated for d in deliveries)
         error = ""
         attempt = 0
         with (

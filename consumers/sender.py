@@ -41,7 +41,7 @@ def sent_marker(message_id: str) -> str:
 def may_be_sent(d: Delivery) -> bool:
     """Only a message that may have been posted already is looked up: a redelivery, a replay, or one
     published by a turn that ran more than once (a retry, a redelivered or replayed event)."""
-    return d.redeliveries > 0 or "recheck" in d.headers or "replays" in d.headers
+    return d.repeated or "recheck" in d.headers
 
 
 class Sender:

@@ -29,6 +29,11 @@ class Delivery:
     #: False once the channel it came on is gone: the broker will deliver it again, so skip it.
     alive: Callable[[], bool] = field(default=lambda: True, repr=False)
 
+    @property
+    def repeated(self) -> bool:
+        """Delivered before by the broker, or replayed by an operator from the dead-letter queue."""
+        return self.redeliveries > 0 or "replays" in self.headers
+
     async def ack(self) -> None:
         await self._once("ack")
 

@@ -408,7 +408,10 @@ async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig:
     await rig.start({"rec": Recorder()})
     await rig.publisher.event(event("only once"))
     await eventually(
-        lambda: _now_value(rig.metrics.outbound_duplicates.labels("slack")._value.get()),
+        lambda: _now_value(
+            rig.metrics.registry.get_sample_value("gateway_outbound_duplicates_suppressed_total", {"platform": "slack"})
+            or 0.0
+        ),
         until=lambda n: n == 1,
         what="the second copy suppressed by its sent marker",
     )
