@@ -12,7 +12,20 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import aiohttp
+
+from gateway.errors import SendError
 from gateway.events import OutboundMessage
+
+#: aiohttp failures a sender turns into SendError with :func:`transport_error`.
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+
+def transport_error(exc: BaseException, *, platform: str, target: str) -> SendError:
+    """The SendError for an HTTP failure: retryable only when the connection was never made."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return SendError(f"cannot connect to {target}: {exc}", platform=platform, retryable=True)
+    return SendError(f"call to {target} failed after sending: {exc!r}", platform=platform)
 
 
 class PlatformSender(Protocol):

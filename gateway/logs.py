@@ -34,21 +34,14 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
 
 
 def configure(fmt: str = "json", level: str = "info") -> None:
-    renderer: Any
-    factory: Any
+    renderer: Any = structlog.processors.JSONRenderer()
+    factory: Any = structlog.PrintLoggerFactory(file=sys.stderr)
+    stream = getattr(sys.stderr, "buffer", None)
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        factory = structlog.PrintLoggerFactory(file=sys.stderr)
-    else:  # orjson straight to bytes: a third of the cost of json.dumps + print per line
+    elif stream is not None:  # orjson straight to bytes: a third of the cost of json.dumps + print per line
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
-        stream = getattr(sys.stderr, "buffer", None)
-        factory = (
-            structlog.BytesLoggerFactory(file=stream)
-            if stream is not None
-            else structlog.PrintLoggerFactory(file=sys.stderr)
-        )
-        if stream is None:
-            renderer = structlog.processors.JSONRenderer()
+        factory = structlog.BytesLoggerFactory(file=stream)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -14,6 +14,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from connectors.outbound import TRANSPORT_ERRORS, transport_error
 from gateway.errors import RateLimited, SendError
 from gateway.events import OutboundMessage
 
@@ -72,10 +73,8 @@ class SlackSender:
             if exc.response.get("error") == "already_reacted":
                 return {"already": True}
             raise SendError(f"Slack refused: {exc.response.get('error')}", platform="slack") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise SendError(f"cannot connect to Slack: {exc}", platform="slack", retryable=True) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SendError(f"Slack call failed after sending: {exc!r}", platform="slack") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, platform="slack", target="Slack") from exc
 
     async def close(self) -> None:
         if self._session is not None:

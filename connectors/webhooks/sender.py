@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from connectors.outbound import TRANSPORT_ERRORS, transport_error
 from connectors.webhooks.signing import signature_headers
 from gateway.errors import RateLimited, SendError
 from gateway.events import OutboundMessage
@@ -60,10 +61,8 @@ class WebhookSender:
                 if resp.status >= 300:
                     raise SendError(f"callback answered HTTP {resp.status}", platform="webhook")
                 return {"status": resp.status}
-        except aiohttp.ClientConnectorError as exc:
-            raise SendError(f"cannot connect to {url}: {exc}", platform="webhook", retryable=True) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SendError(f"callback failed after sending: {exc!r}", platform="webhook") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, platform="webhook", target=url) from exc
 
     async def close(self) -> None:
         if self._session is not None:
