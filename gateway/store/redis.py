@@ -4,17 +4,37 @@ Every command issued in the same event-loop tick goes to Redis in one
 pipeline: with hundreds of concurrent requests or turns this turns hundreds of
 round trips (about 150 µs of client CPU each through ``redis.asyncio``) into
 a few. Callers still ``await`` each command and get its own result or error.
+
+The pipeline skips redis-py's ``Pipeline`` (response callbacks, a timeout and
+bookkeeping per reply) but keeps redis-py's connection pool, URL parsing,
+auth, TLS, reconnects, health checks and retry policy: it packs the batch
+itself, writes it to a pooled connection in one go and reads the raw replies
+with ``read_response`` under one deadline (``socket_timeout``) for the whole
+batch. Replies are what Redis sent (``str`` with ``decode_responses``); each
+store method converts what it needs. A connection error or timeout fails
+every command of the batch with :class:`StoreUnavailable` (the connection is
+disconnected, never handed back to the pool half-read); an error reply fails
+only its own command with ``StoreUnavailable("Redis error: …")``.
+
+Lua scripts run by ``EVALSHA``: a batch is preceded by ``SCRIPT LOAD`` of the
+scripts it uses that this store has not loaded yet. If Redis lost them since
+(restart, failover, ``SCRIPT FLUSH``) the ``NOSCRIPT`` replies are re-sent
+as ``EVAL`` in a second round trip, so those commands run after the rest of
+their batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreUnavailable
 
@@ -66,19 +86,56 @@ return tostring(-tokens / rate)
 """
 
 
+class _Script:
+    """A Lua script run by ``EVALSHA`` (the digest is computed here, as Redis does)."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+_PUSH_SCRIPT = _Script(_PUSH)
+_BUCKET_SCRIPT = _Script(_BUCKET)
+_ACQUIRE_SCRIPT = _Script(_ACQUIRE)
+_RENEW_SCRIPT = _Script(_RENEW)
+_RELEASE_SCRIPT = _Script(_RELEASE)
+
+# One queued command: its arguments, the caller's future, and the script when it is an EVALSHA.
+_Entry: TypeAlias = tuple[tuple[Any, ...], "asyncio.Future[Any]", _Script | None]
+_ScriptEntry: TypeAlias = tuple[tuple[Any, ...], "asyncio.Future[Any]", _Script]
+
+
 class _AutoPipeline:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._pending: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._pool = client.connection_pool
+        encoder = self._pool.get_encoder()  # type: ignore[no-untyped-call]
+        self._encode: Callable[[Any], bytes] = encoder.encode
+        self._encoding: str = encoder.encoding
+        self._encoding_errors: str = encoder.encoding_errors
+        self._pending: list[_Entry] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Digests of the scripts Redis is believed to hold (forgotten after a connection error or NOSCRIPT).
+        self._loaded: set[str] = set()
 
-    def execute(self, *args: Any, **options: Any) -> asyncio.Future[Any]:
-        """Queue one command; ``options`` go to redis-py's response parsing (e.g. ``get=True`` for SET)."""
+    def execute(self, *args: Any) -> asyncio.Future[Any]:
+        """Queue one command; the future gets Redis's raw reply."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush_soon)
-        self._pending.append((args, options, fut))
+        self._pending.append((args, fut, None))
+        return fut
+
+    def evalsha(self, script: _Script, *args: Any) -> asyncio.Future[Any]:
+        """Queue ``EVALSHA script numkeys key… arg…``; ``args`` start at ``numkeys``."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush_soon)
+        self._pending.append((("EVALSHA", script.sha, *args), fut, script))
         return fut
 
     def _flush_soon(self) -> None:
@@ -88,32 +145,128 @@ class _AutoPipeline:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _flush(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
-        try:
-            if len(batch) == 1:
-                args, options, _ = batch[0]
-                results: list[Any] = [await self._client.execute_command(*args, **options)]  # type: ignore[no-untyped-call]
+    def _pack(self, args: tuple[Any, ...]) -> bytes:
+        """One command in RESP, encoded as redis-py's ``Encoder`` does (str, int, float, bytes; not bool)."""
+        encoding, errors, encode = self._encoding, self._encoding_errors, self._encode
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            if type(arg) is str:
+                data = arg.encode(encoding, errors)
+            elif type(arg) is int:
+                data = b"%d" % arg
             else:
-                pipe = self._client.pipeline(transaction=False)
-                for args, options, _ in batch:
-                    pipe.execute_command(*args, **options)
-                results = await pipe.execute(raise_on_error=False)
+                data = encode(arg)
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        return b"".join(parts)
+
+    async def _flush(self, batch: list[_Entry]) -> None:
+        loaded = self._loaded
+        loads = {s.sha: s for _, _, s in batch if s is not None and s.sha not in loaded}
+        noscript = await self._send(batch, loads)
+        if noscript:
+            # Redis lost the scripts (restart, failover, SCRIPT FLUSH): load them again, run these by EVAL.
+            scripts = {script.sha: script for _, _, script in noscript}
+            loaded.difference_update(scripts)
+            await self._send([(("EVAL", script.text, *args[2:]), fut, None) for args, fut, script in noscript], scripts)
+
+    async def _send(self, batch: list[_Entry], loads: dict[str, _Script]) -> list[_ScriptEntry]:
+        """One round trip for ``batch``, preceded by ``SCRIPT LOAD`` of ``loads``; settle the futures.
+
+        Returns the EVALSHA commands Redis answered with NOSCRIPT; their futures are left pending.
+        """
+        pack = self._pack
+        try:
+            wire = [pack(args) for args, _, _ in batch]
+        except DataError:
+            batch, wire = self._drop_unencodable(batch)
+            if not batch:
+                return []
+        if loads:
+            wire[:0] = [pack(("SCRIPT", "LOAD", s.text)) for s in loads.values()]
+        try:
+            replies = await self._round_trip(wire)
         except (RedisError, OSError) as exc:
-            for _, _, fut in batch:
+            self._loaded.clear()  # Redis may come back without our scripts
+            for _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(StoreUnavailable(f"Redis did not answer: {exc}"))
-            return
+            return []
         except asyncio.CancelledError:
-            for _, _, fut in batch:
+            for _, fut, _ in batch:
                 fut.cancel()
             raise
-        for (_, _, fut), result in zip(batch, results, strict=True):
-            if fut.done():
+        if loads:
+            self._loaded.update(sha for sha, r in zip(loads, replies, strict=False) if not isinstance(r, Exception))
+            del replies[: len(loads)]
+        noscript: list[_ScriptEntry] = []
+        for (args, fut, script), reply in zip(batch, replies, strict=True):
+            if isinstance(reply, ResponseError):
+                if script is not None and isinstance(reply, NoScriptError):
+                    noscript.append((args, fut, script))  # runs again even if its caller gave up, as it would have
+                elif not fut.done():
+                    fut.set_exception(StoreUnavailable(f"Redis error: {reply}"))
+            elif not fut.done():
+                fut.set_result(reply)
+        return noscript
+
+    def _drop_unencodable(self, batch: list[_Entry]) -> tuple[list[_Entry], list[bytes]]:
+        """Fail the commands whose arguments redis-py cannot encode (e.g. None); return the rest, packed."""
+        kept: list[_Entry] = []
+        wire: list[bytes] = []
+        for entry in batch:
+            try:
+                wire.append(self._pack(entry[0]))
+            except DataError as exc:
+                if not entry[1].done():
+                    entry[1].set_exception(StoreUnavailable(f"Redis error: {exc}"))
                 continue
-            if isinstance(result, Exception):
-                fut.set_exception(StoreUnavailable(f"Redis error: {result}"))
-            else:
-                fut.set_result(result)
+            kept.append(entry)
+        return kept, wire
+
+    async def _round_trip(self, wire: list[bytes]) -> list[Any]:
+        """Write ``wire`` to a pooled connection and read one reply per command (error replies as exceptions).
+
+        The connection's retry policy applies to the whole round trip, as for redis-py's ``Pipeline``.
+        """
+        pool = self._pool
+        conn: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            return await conn.retry.call_with_retry(
+                lambda: self._exchange(conn, wire),
+                lambda error, failures: conn.disconnect(error=error, failure_count=failures),
+                with_failure_count=True,
+            )
+        except BaseException:
+            # Not retried (a protocol error, cancellation, retries exhausted): never pool a half-read connection.
+            await conn.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(conn)
+
+    @staticmethod
+    async def _exchange(conn: AbstractConnection, wire: list[bytes]) -> list[Any]:
+        # One deadline for the batch instead of a timeout per reply: while this task holds the connection its
+        # per-operation ``socket_timeout`` is off (``read_response(timeout=math.inf)`` would turn a socket-level
+        # TimeoutError into a ``None`` reply), so errors still disconnect it and raise.
+        timeout = conn.socket_timeout
+        replies: list[Any] = []
+        append, read = replies.append, conn.read_response
+        conn.socket_timeout = None
+        try:
+            async with asyncio.timeout(timeout):
+                await conn.send_packed_command(wire)
+                for _ in range(len(wire)):
+                    try:
+                        append(await read())
+                    except ResponseError as exc:
+                        append(exc)
+        except TimeoutError:
+            # The operation cut short by the deadline has disconnected the connection already.
+            raise RedisTimeoutError(f"Timeout after {timeout} s waiting for {len(wire)} replies") from None
+        finally:
+            if conn.socket_timeout is None:  # unless redis-py changed it meanwhile (maintenance notifications)
+                conn.socket_timeout = timeout
+        return replies
 
 
 class RedisStore:
@@ -132,9 +285,13 @@ class RedisStore:
     def _k(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
-    def _run(self, *args: Any, **options: Any) -> asyncio.Future[Any]:
+    def _run(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command on the auto-pipeline; await the returned future (no Task per command)."""
-        return self._pipe.execute(*args, **options)
+        return self._pipe.execute(*args)
+
+    def _eval(self, script: _Script, *args: Any) -> asyncio.Future[Any]:
+        """Queue a script (``args``: numkeys, keys, arguments) on the auto-pipeline, as ``EVALSHA``."""
+        return self._pipe.evalsha(script, *args)
 
     async def ping(self) -> bool:
         try:
@@ -147,7 +304,7 @@ class RedisStore:
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
         # SET NX GET returns the old value when it exists (Redis >= 7), in one round trip.
-        old = await self._run("SET", self._k(key), value, "PX", int(ttl * 1000), "NX", "GET", get=True)
+        old = await self._run("SET", self._k(key), value, "PX", int(ttl * 1000), "NX", "GET")
         return None if old is None else str(old)
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None:
@@ -171,7 +328,7 @@ class RedisStore:
             return
         keys = [self._k(key), *(self._k(m) for m in markers)]
         ttl_ms = max(1, int(marker_ttl * 1000))
-        await self._run("EVAL", _PUSH, len(keys), *keys, keep, ttl_ms, len(items), *items)
+        await self._eval(_PUSH_SCRIPT, len(keys), *keys, keep, ttl_ms, len(items), *items)
 
     async def tail(self, key: str, n: int) -> list[str]:
         if n <= 0:
@@ -199,16 +356,16 @@ class RedisStore:
         return bool(await self._run("HDEL", self._k(key), field))
 
     async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
-        return bool(await self._run("EVAL", _ACQUIRE, 1, self._k(key), owner, int(ttl * 1000)))
+        return bool(await self._eval(_ACQUIRE_SCRIPT, 1, self._k(key), owner, int(ttl * 1000)))
 
     async def renew_leases(self, keys: Sequence[str], owner: str, ttl: float) -> list[bool]:
         results = await asyncio.gather(
-            *(self._run("EVAL", _RENEW, 1, self._k(k), owner, int(ttl * 1000)) for k in keys)
+            *(self._eval(_RENEW_SCRIPT, 1, self._k(k), owner, int(ttl * 1000)) for k in keys)
         )
         return [bool(r) for r in results]
 
     async def release_lease(self, key: str, owner: str) -> bool:
-        return bool(await self._run("EVAL", _RELEASE, 1, self._k(key), owner))
+        return bool(await self._eval(_RELEASE_SCRIPT, 1, self._k(key), owner))
 
     async def lease_owners(self, keys: Sequence[str]) -> list[str | None]:
         if not keys:
@@ -227,4 +384,4 @@ class RedisStore:
         return sorted(str(m) for m in await self._run("ZRANGE", k, 0, -1))
 
     async def reserve_token(self, key: str, rate: float, burst: float) -> float:
-        return float(await self._run("EVAL", _BUCKET, 1, self._k(f"bucket:{key}"), rate, burst))
+        return float(await self._eval(_BUCKET_SCRIPT, 1, self._k(f"bucket:{key}"), rate, burst))

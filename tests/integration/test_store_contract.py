@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.errors import StoreUnavailable
+from gateway.store import redis as redis_module
 from gateway.store.base import Store
 from gateway.store.memory import MemoryStore
 from gateway.store.redis import RedisStore
@@ -230,6 +231,52 @@ async def test_a_command_error_fails_only_its_caller(redis_store: RedisStore) ->
     good, bad = await asyncio.gather(redis_store.get("text"), redis_store.length("text"), return_exceptions=True)
     assert good == "not a list"
     assert isinstance(bad, StoreUnavailable)
+
+
+@pytest.mark.integration
+async def test_an_error_reply_mid_batch_fails_only_that_command(redis_store: RedisStore) -> None:
+    await redis_store.put("text", "not a list")
+    await redis_store.put("a", "1")
+    got = await asyncio.gather(
+        redis_store.get("a"),
+        redis_store.push("hist", ["x"], keep=5),
+        redis_store.length("text"),  # WRONGTYPE
+        redis_store.claim("a", "2", 60),
+        redis_store.tail("hist", 5),
+        return_exceptions=True,
+    )
+    assert [got[0], got[1], got[3], got[4]] == ["1", None, "1", ["x"]]
+    assert isinstance(got[2], StoreUnavailable)
+    assert str(got[2]).startswith("Redis error: WRONGTYPE")
+    assert await redis_store.get("a") == "1"  # the connection stays usable
+
+
+@pytest.mark.integration
+async def test_scripts_run_again_after_redis_forgets_them(redis_store: RedisStore) -> None:
+    """Scripts go by EVALSHA; after SCRIPT FLUSH (or a restart) the NOSCRIPT replies are re-sent as EVAL."""
+    # Every script once, so the store believes they are all loaded.
+    await redis_store.push("warm", ["w"], keep=1)
+    assert await redis_store.acquire_lease("lease:0", "A", 10) is True
+    assert await redis_store.renew_leases(["lease:0"], "A", 10) == [True]
+    assert await redis_store.release_lease("lease:9", "A") is False
+    assert await redis_store.reserve_token("tg:warm", 10, 2) == 0
+    await redis_store._client.script_flush()
+    got = await asyncio.gather(
+        redis_store.push("hist", ["a", "b"], keep=5, markers=["done:1"], marker_ttl=60),
+        redis_store.acquire_lease("lease:0", "B", 10),
+        redis_store.renew_leases(["lease:0", "lease:1"], "A", 10),
+        redis_store.release_lease("lease:9", "A"),
+        redis_store.reserve_token("tg:bot", 10, 2),
+        redis_store.get("a"),
+    )
+    assert list(got) == [None, False, [True, False], False, 0, None]
+    assert await redis_store.tail("hist", 5) == ["a", "b"]
+    assert await redis_store.get("done:1") == "1"
+    scripts = [redis_module._PUSH_SCRIPT, redis_module._ACQUIRE_SCRIPT, redis_module._RENEW_SCRIPT]
+    scripts += [redis_module._RELEASE_SCRIPT, redis_module._BUCKET_SCRIPT]
+    assert await redis_store._client.script_exists(*(s.sha for s in scripts)) == [True] * 5  # loaded again
+    await redis_store.push("hist", ["c"], keep=5)
+    assert await redis_store.tail("hist", 5) == ["a", "b", "c"]
 
 
 async def test_closed_port_raises_store_unavailable(namespace: str) -> None:
