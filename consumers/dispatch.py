@@ -139,10 +139,9 @@ class Dispatcher:
         repeat = any(d.repeated for d in deliveries)
         error = ""
         attempt = 0
-        with (
-            self._span(agent, key, deliveries, events, prior) as current,
-            structlog.contextvars.bound_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent),
-        ):
+        # Bound for the rest of this lane's task (its own context copy); the next turn rebinds them.
+        structlog.contextvars.bind_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent)
+        with self._span(agent, key, deliveries, events, prior) as current:
             while attempt < self._cfg.attempts:
                 attempt += 1
                 if prior + attempt > self._cfg.attempts * 3:

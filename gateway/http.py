@@ -64,10 +64,10 @@ async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> w
             structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform),
             tracing.span(
                 "accept",
-                attributes={
-                    "gateway.event_id": event.id,
-                    "gateway.kind": str(event.kind),
-                    "gateway.conversation_key": event.conversation_key,
+                attributes=lambda e=event: {  # type: ignore[misc]
+                    "gateway.event_id": e.id,
+                    "gateway.kind": str(e.kind),
+                    "gateway.conversation_key": e.conversation_key,
                 },
             ) as current,
         ):

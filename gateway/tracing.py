@@ -22,9 +22,9 @@ turn that failed. Log lines written inside a span carry ``trace_id`` and
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from gateway.errors import ConfigError
@@ -133,22 +133,36 @@ def inject(headers: MutableMapping[str, Any]) -> None:
         _propagator.inject(headers)
 
 
-@contextmanager
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def span(
     name: str,
     *,
     kind: str = "internal",
     parent: Mapping[str, Any] | None = None,
     links: list[Mapping[str, Any]] | None = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> Iterator[Any]:
+    attributes: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+) -> contextlib.AbstractContextManager[Any]:
     """A span, current inside the block; its parent is read from ``parent`` headers when given.
 
-    Yields ``None`` when tracing is off. Exceptions are recorded and set the status to error.
+    Yields ``None`` when tracing is off, at the cost of one check (pass ``attributes`` as a callable
+    so that they are not even built then). Exceptions are recorded and set the status to error.
     """
     if _tracer is None:
-        yield None
-        return
+        return _NO_SPAN
+    return _span(name, kind, parent, links, attributes() if callable(attributes) else attributes)
+
+
+@contextlib.contextmanager
+def _span(
+    name: str,
+    kind: str,
+    parent: Mapping[str, Any] | None,
+    links: list[Mapping[str, Any]] | None,
+    attributes: Mapping[str, Any] | None,
+) -> Iterator[Any]:
+    assert _tracer is not None
     from opentelemetry import trace
 
     context = _propagator.extract(_text_headers(parent)) if parent is not None else None
