@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
 from gateway import tracing
 from gateway.bus.base import Delivery
+from gateway.errors import StoreUnavailable
 from gateway.events import SCHEMA_VERSION, Event, OutboundMessage
 from gateway.metrics import Metrics
 from gateway.publish import Publisher
@@ -36,6 +38,8 @@ from gateway.store.base import Store
 log = structlog.get_logger(__name__)
 DONE_TTL = 7 * 24 * 3600.0
 HISTORY_KEEP = 1000
+#: Done markers this process wrote lately, checked before the store (see Dispatcher.prepare).
+RECENT_DONE = 50_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,21 @@ class DispatchConfig:
 
 def turn_marker(agent: str, event: Event) -> str:
     return f"turn:{agent}:{event.message_ref or event.id}"
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What :meth:`Dispatcher.prepare` found on arrival: the event, and its done lookup in flight."""
+
+    event: Event
+    marker: str | None = None
+    done: asyncio.Future[str | None] | None = None
+
+
+def _observe(fut: asyncio.Future[str | None]) -> None:
+    """A lookup nobody awaits (its delivery was dropped) must not log 'exception never retrieved'."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 class Dispatcher:
@@ -69,12 +88,33 @@ class Dispatcher:
         self._metrics = metrics
         self._cfg = config
         self._children: dict[str, tuple[Any, Any]] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+
+    def prepare(self, d: Delivery) -> None:
+        """On arrival, while the conversation's earlier turns still run: decode the event and start its
+        done lookup, so that the turn does not wait a store round trip for it.
+
+        A lookup started this early can only miss a marker written after it by this process (a
+        duplicate behind its original in the same lane, Slack's ``message``/``app_mention`` twins):
+        the partition has one owner at a time. Those are in ``_recent``, checked when the turn comes.
+        """
+        try:
+            event = Event.model_validate_json(d.body)
+        except (ValidationError, ValueError):
+            return  # run() decodes it again and dead-letters it with the error
+        prepared = Prepared(event)
+        if event.triggers_turn and event.schema_version <= SCHEMA_VERSION:
+            prepared.marker = marker = turn_marker(event.agent or self._cfg.default_agent, event)
+            if marker not in self._recent:
+                prepared.done = done = self._store.lookup(marker)
+                done.add_done_callback(_observe)
+        d.prepared = prepared
 
     async def run(self, key: str, deliveries: list[Delivery]) -> None:
         """Handle the deliveries of one lane run (one, or several under ``collect``)."""
         pending: list[tuple[Delivery, Event]] = []
         for d in [d for d in deliveries if d.alive()]:  # dead copies come again after a reconnection
-            event = await self._decode(d)
+            event = d.prepared.event if isinstance(d.prepared, Prepared) else await self._decode(d)
             if event is None:
                 continue
             if not event.triggers_turn:
@@ -121,13 +161,34 @@ class Dispatcher:
         for d, e in pending:
             # Always looked up: besides redeliveries, replays and Slack's message/app_mention twins, one
             # event can be queued twice when a publish whose confirm timed out did reach the queue.
-            if await self._store.get(turn_marker(agent, e)) is None:
+            marker = turn_marker(agent, e)
+            prepared = d.prepared
+            early = prepared.done if isinstance(prepared, Prepared) and prepared.marker == marker else None
+            done = marker in self._recent or await self._was_done(d, marker, early)
+            if done is None:
+                continue  # its channel died while the store was away: the broker delivers it again
+            if not done:
                 keep.append((d, e))
-            else:
-                self._metrics.skipped.labels("already handled").inc()
-                log.info("turn_already_done", event_id=e.id, conversation_key=e.conversation_key)
-                await d.ack()
+                continue
+            self._metrics.skipped.labels("already handled").inc()
+            log.info("turn_already_done", event_id=e.id, conversation_key=e.conversation_key)
+            await d.ack()
         return keep
+
+    async def _was_done(self, d: Delivery, marker: str, early: asyncio.Future[str | None] | None) -> bool | None:
+        """Whether the store holds ``marker``. While the store does not answer the conversation waits
+        (acking without the check could answer twice; dead-lettering would punish an outage)."""
+        delay = self._cfg.retry_base
+        while True:
+            try:
+                return (await (early if early is not None else self._store.lookup(marker))) is not None
+            except StoreUnavailable as exc:
+                if not d.alive():
+                    return None
+                log.warning("done_check_failed", error=str(exc), retry_in_s=delay, marker=marker)
+                early = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _turn_with_retries(self, agent: str, key: str, pending: list[tuple[Delivery, Event]]) -> None:
         deliveries = [d for d, _ in pending]
@@ -230,3 +291,8 @@ class Dispatcher:
         turns += [Turn("assistant", m.text, m.event_id).to_json() for m in outbox if m.action == "reply"]
         markers = [turn_marker(agent, e) for e in events]
         await self._store.push(history_key(agent, key), turns, HISTORY_KEEP, markers=markers, marker_ttl=DONE_TTL)
+        recent = self._recent
+        for marker in markers:
+            recent[marker] = None
+        while len(recent) > RECENT_DONE:
+            recent.popitem(last=False)

@@ -26,6 +26,7 @@ class PartitionWorker:
         self._bus = bus
         self._prefetch = prefetch
         self._sender = sender
+        self._prepare = dispatcher.prepare
         self.turns: Lanes[Delivery] = Lanes(dispatcher.run, collect=self._collects)
         self.sends: Lanes[Delivery] = Lanes(sender.run)
         self._subs: list[Subscription] = []
@@ -47,6 +48,7 @@ class PartitionWorker:
             key = f"undecodable:{delivery.message_id}"
         elif self._router_collects(delivery):
             self._collect_keys.add(key)
+        self._prepare(delivery)
         self.turns.submit(key, delivery)
 
     def _router_collects(self, delivery: Delivery) -> bool:

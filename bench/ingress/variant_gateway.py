@@ -39,17 +39,13 @@ def patch_batch(delay: float = 0.001) -> None:
     """Defer the first flush by ``delay``; commands queued meanwhile join the same pipeline."""
     from gateway.store import redis as store
 
-    flush_soon = store._AutoPipeline._flush_soon
+    flush_pending = store._AutoPipeline._flush_pending
 
-    def deferred(self: store._AutoPipeline) -> None:
-        if not getattr(self, "_bench_deferred", False):
-            self._bench_deferred = True  # type: ignore[attr-defined]
-            asyncio.get_running_loop().call_later(delay, self._flush_soon)
-            return
-        self._bench_deferred = False  # type: ignore[attr-defined]
-        flush_soon(self)
+    async def deferred(self: store._AutoPipeline) -> None:
+        await asyncio.sleep(delay)
+        await flush_pending(self)
 
-    store._AutoPipeline._flush_soon = deferred  # type: ignore[method-assign]
+    store._AutoPipeline._flush_pending = deferred  # type: ignore[method-assign]
 
 
 def patch_metrics() -> None:

@@ -9,6 +9,7 @@ Keys given to the store are relative; the store prefixes the namespace.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -26,6 +27,10 @@ class Store(Protocol):
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None: ...
     async def get(self, key: str) -> str | None: ...
+    def lookup(self, key: str) -> asyncio.Future[str | None]:
+        """Start a ``get`` now and await its answer later (no Task; the command joins this tick's batch)."""
+        ...
+
     async def delete(self, *keys: str) -> None: ...
 
     # Lists (conversation history): append, keep the last ``keep``, read the last ``n``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -51,6 +52,12 @@ class MemoryStore:
     async def get(self, key: str) -> str | None:
         value = self._live(self._k(key))
         return None if value is None else str(value)
+
+    def lookup(self, key: str) -> asyncio.Future[str | None]:
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        value = self._live(self._k(key))
+        fut.set_result(None if value is None else str(value))
+        return fut
 
     async def delete(self, *keys: str) -> None:
         for key in keys:

@@ -122,28 +122,26 @@ class _AutoPipeline:
 
     def execute(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command; the future gets Redis's raw reply."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush_soon)
-        self._pending.append((args, fut, None))
-        return fut
+        return self._queue(args, None)
 
     def evalsha(self, script: _Script, *args: Any) -> asyncio.Future[Any]:
         """Queue ``EVALSHA script numkeys key… arg…``; ``args`` start at ``numkeys``."""
+        return self._queue(("EVALSHA", script.sha, *args), script)
+
+    def _queue(self, args: tuple[Any, ...], script: _Script | None) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
-            loop.call_soon(self._flush_soon)
-        self._pending.append((("EVALSHA", script.sha, *args), fut, script))
-        return fut
-
-    def _flush_soon(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            # The task's first step runs on the next loop iteration: it takes every command queued until then.
+            task = loop.create_task(self._flush_pending())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self._pending.append((args, fut, script))
+        return fut
+
+    async def _flush_pending(self) -> None:
+        batch, self._pending = self._pending, []
+        await self._flush(batch)
 
     def _pack(self, args: tuple[Any, ...]) -> bytes:
         """One command in RESP, encoded as redis-py's ``Encoder`` does (str, int, float, bytes; not bool)."""
@@ -316,6 +314,9 @@ class RedisStore:
     async def get(self, key: str) -> str | None:
         value = await self._run("GET", self._k(key))
         return None if value is None else str(value)
+
+    def lookup(self, key: str) -> asyncio.Future[str | None]:
+        return self._run("GET", self._k(key))  # replies are str (decode_responses) or None
 
     async def delete(self, *keys: str) -> None:
         if keys:

@@ -279,6 +279,29 @@ async def test_a_redelivered_or_duplicated_event_posts_nothing_twice(rig: Rig) -
     assert agent.turns == [["once"], ["after"]]
 
 
+async def test_a_store_outage_at_the_done_check_delays_turns_and_loses_nothing(rig: Rig) -> None:
+    """The done lookup fails (Redis away): the conversation waits and retries it, in order, no dead letter."""
+    real_lookup = rig.store.lookup
+    failures = [StoreUnavailable("Redis did not answer (injected)") for _ in range(3)]
+
+    def failing_lookup(key: str) -> asyncio.Future[str | None]:
+        if failures:
+            fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            fut.set_exception(failures.pop())
+            return fut
+        return real_lookup(key)
+
+    rig.store.lookup = failing_lookup  # type: ignore[method-assign]
+    agent = Recorder()
+    await rig.start({"rec": agent})
+    await rig.publisher.event(event("through the outage"))
+    await rig.publisher.event(event("behind it"))
+    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 2, what="both replies")
+    assert rig.platform.texts == ["through the outage", "behind it"]
+    assert failures == []
+    assert await rig.dead() == []
+
+
 async def test_bot_messages_and_edits_start_no_turn(rig: Rig) -> None:
     agent = Recorder()
     await rig.start({"rec": agent})
