@@ -40,33 +40,40 @@ class TickWriter:
     """Log lines written once per event-loop iteration instead of once per line.
 
     Inside a running loop the lines of one iteration are joined and written with one ``write`` and
-    one ``flush`` as soon as that iteration's callbacks are done (a few microseconds later, before
-    the loop waits on its sockets again), so nothing sits in a buffer while the process is idle.
-    Outside a loop, and at exit, every line goes out at once.
+    one ``flush`` on the next iteration (before the loop waits on its sockets again), so nothing sits
+    in a buffer while the process is idle. Outside a loop every line goes out at once, after any
+    lines still held for a loop that stopped before writing them; at exit too.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._lines: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         atexit.register(self.flush)
 
     def msg(self, message: bytes) -> None:
-        lines = self._lines
-        if not lines:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop: write now
-                self._stream.write(message + b"\n")
-                self._stream.flush()
-                return
-        lines.append(message)
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:  # no loop now, or another one: what the old one held goes first
+            self.flush()
+            self._loop = loop
+        if loop is None:
+            self._write(message + b"\n")
+            return
+        if not self._lines:
+            loop.call_soon(self.flush)
+        self._lines.append(message)
 
     def flush(self) -> None:
-        if not self._lines:
-            return
-        lines, self._lines = self._lines, []
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._write(b"\n".join(lines) + b"\n")
+
+    def _write(self, data: bytes) -> None:
         try:
-            self._stream.write(b"\n".join(lines) + b"\n")
+            self._stream.write(data)
             self._stream.flush()
         except (OSError, ValueError):  # stderr closed (a pipe whose reader left): logging must not crash us
             pass
