@@ -36,15 +36,11 @@ async def read_back(amqp: str, namespace: str) -> list[Event]:
 
     subs = [await bus.subscribe(bus.topology.dispatch_queue(p), take, prefetch=100) for p in range(16)]
     depth = sum([(await bus.queue_info(bus.topology.dispatch_queue(p))).messages for p in range(16)])
-    await eventually(lambda: _len(got), until=lambda n: n >= depth, timeout=10, what="the published events")
+    await eventually(lambda: len(got), until=lambda n: n >= depth, timeout=10, what="the published events")
     for sub in subs:
         await sub.close()
     await bus.close()
     return got
-
-
-async def _len(items: list[Event]) -> int:
-    return len(items)
 
 
 async def test_signed_requests_land_in_rabbitmq_and_bad_ones_do_not(

@@ -304,7 +304,7 @@ async def test_reading_and_replaying_keep_the_dead_letter_order_on_rabbitmq(
             await fail(other, 6, a)
         assert [s.letter.id for s in result.replayed] == ["m1", "m3", "m5"]
         assert await ids() == ["m0", "m2", "m4", "m6"]
-        await eventually(lambda: _count(got), until=lambda n: n == 3, what="the replayed letters in dispatch")
+        await eventually(lambda: len(got), until=lambda n: n == 3, what="the replayed letters in dispatch")
         await sub.close()
         assert [(d.message_id, json.loads(d.body)["text"]) for d in got] == [("m1", "t1"), ("m3", "t3"), ("m5", "t5")]
         assert got[0].headers["conversation_key"] == b
@@ -312,10 +312,6 @@ async def test_reading_and_replaying_keep_the_dead_letter_order_on_rabbitmq(
     finally:
         await reader.close()
         await other.close()
-
-
-async def _count(items: list[Delivery]) -> int:
-    return len(items)
 
 
 # ---------------------------------------------------------------- status

@@ -78,8 +78,8 @@ async def test_one_webhook_is_one_trace_from_request_to_platform_call(
     def ours(proc: GatewayProcess) -> list[dict[str, Any]]:
         return [s for s in spans_in(proc.logs()) if s["context"]["trace_id"] == "0x" + trace_id]
 
-    served = await eventually(lambda: _now(ours(serve)), until=lambda s: len(s) >= 3, what="serve's spans")
-    consumed = await eventually(lambda: _now(ours(consume)), until=lambda s: len(s) >= 3, what="consume's spans")
+    served = await eventually(lambda: ours(serve), until=lambda s: len(s) >= 3, what="serve's spans")
+    consumed = await eventually(lambda: ours(consume), until=lambda s: len(s) >= 3, what="consume's spans")
     by_name = {s["name"]: s for s in served + consumed}
     events_exchange = next(n for n in by_name if n.startswith("publish ") and n.endswith(".events"))
     outbound_exchange = next(n for n in by_name if n.startswith("publish ") and n.endswith(".outbound"))
@@ -110,7 +110,3 @@ async def test_one_webhook_is_one_trace_from_request_to_platform_call(
     ]
     assert len(turn_lines) == 1
     assert turn_lines[0]["span_id"] == by_name["turn echo"]["context"]["span_id"].removeprefix("0x")
-
-
-async def _now(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return value

@@ -178,13 +178,9 @@ async def test_queue_policy_runs_one_turn_per_message_in_order(rig: Rig) -> None
     await rig.start({"rec": agent})
     for i in range(20):
         await rig.publisher.event(event(f"m{i}"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 20, what="20 replies")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 20, what="20 replies")
     assert agent.turns == [[f"m{i}"] for i in range(20)]
     assert rig.platform.texts == [f"m{i}" for i in range(20)]
-
-
-async def _count(items: list[Any]) -> int:
-    return len(items)
 
 
 async def test_collect_policy_folds_messages_that_arrive_during_a_turn(rig: Rig) -> None:
@@ -197,7 +193,7 @@ async def test_collect_policy_folds_messages_that_arrive_during_a_turn(rig: Rig)
         await rig.publisher.event(event(text, busy="collect"))
     await eventually(lambda: _pending(rig), until=lambda n: n == 4, what="three messages waiting behind the turn")
     agent.hold.set()
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 2, what="two replies")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 2, what="two replies")
     assert agent.turns == [["first"], ["second", "third", "fourth"]]
     assert rig.platform.texts == ["first", "second + third + fourth"]
 
@@ -218,12 +214,12 @@ async def test_conversations_run_in_parallel_while_one_is_busy(rig: Rig) -> None
     for ev in others:
         await rig.publisher.event(ev)
     await eventually(
-        lambda: _count(rig.platform.sent),
+        lambda: len(rig.platform.sent),
         until=lambda n: n == 0 and len(slow.turns) == 11,
         what="ten other conversations entering their turns",
     )
     slow.hold.set()
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 12, what="every reply")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 12, what="every reply")
     busy = [m.text for m in rig.platform.sent if m.conversation_key == "slack:T:C:busy"]
     assert busy == ["blocked", "behind it"]
 
@@ -244,7 +240,7 @@ async def test_a_failing_turn_is_retried_then_answers_once(rig: Rig) -> None:
     agent = Flaky(failures=2)
     await rig.start({"rec": agent}, attempts=3)
     await rig.publisher.event(event("try"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="a reply")
     assert rig.platform.texts == ["ok after 3"]
     assert await rig.dead() == []
 
@@ -274,7 +270,7 @@ async def test_a_redelivered_or_duplicated_event_posts_nothing_twice(rig: Rig) -
     await rig.publisher.event(ev)  # a redelivery: same event
     await rig.publisher.event(event("app_mention twin", ref="slack:T:C:1700.1"))  # same message, other event
     await rig.publisher.event(event("after"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n >= 2, what="replies")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n >= 2, what="replies")
     assert rig.platform.texts == ["once", "after"]
     assert agent.turns == [["once"], ["after"]]
 
@@ -296,7 +292,7 @@ async def test_a_store_outage_at_the_done_check_delays_turns_and_loses_nothing(r
     await rig.start({"rec": agent})
     await rig.publisher.event(event("through the outage"))
     await rig.publisher.event(event("behind it"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 2, what="both replies")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 2, what="both replies")
     assert rig.platform.texts == ["through the outage", "behind it"]
     assert failures == []
     assert await rig.dead() == []
@@ -308,7 +304,7 @@ async def test_bot_messages_and_edits_start_no_turn(rig: Rig) -> None:
     await rig.publisher.event(event("a bot", skip_reason="bot message"))
     await rig.publisher.event(event("an edit", skip_reason="edit"))
     await rig.publisher.event(event("a person"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="one reply")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="one reply")
     assert agent.turns == [["a person"]]
 
 
@@ -330,7 +326,7 @@ async def test_sender_waits_out_429_and_retries_failures_before_sending_only(rig
     loop = asyncio.get_running_loop()
     start = loop.time()
     await rig.publisher.event(event("persist"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="a reply")
     assert loop.time() - start >= 0.3
     assert rig.platform.attempts == 3
     assert rig.platform.texts == ["persist"]
@@ -362,8 +358,8 @@ async def test_trace_context_travels_in_headers_from_publish_to_send(rig: Rig, s
     await rig.start({"rec": Recorder()})
     with tracing.span("caller") as caller:
         await rig.publisher.event(event("traced"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
-    await eventually(lambda: _now(_named(spans, "send ")), until=lambda s: len(s) == 1, what="the send span")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    await eventually(lambda: _named(spans, "send "), until=lambda s: len(s) == 1, what="the send span")
     trace_id = caller.get_span_context().trace_id
     chain = [
         _named(spans, "caller")[0],
@@ -386,7 +382,7 @@ async def test_a_dead_lettered_turn_is_an_error_span_and_its_letter_continues_th
     await rig.start({"rec": Flaky(failures=100)}, attempts=2)
     await rig.publisher.event(event("doomed"))
     letters = await eventually(rig.dead, until=lambda d: len(d) == 1, what="a dead letter")
-    turn = await eventually(lambda: _now(_named(spans, "turn rec")), until=lambda s: len(s) == 1, what="turn span")
+    turn = await eventually(lambda: _named(spans, "turn rec"), until=lambda s: len(s) == 1, what="turn span")
     assert turn[0].status.status_code is StatusCode.ERROR
     assert "RuntimeError: flaky #2" in (turn[0].status.description or "")
     assert [e.name for e in turn[0].events] == ["turn_failed", "turn_failed"]
@@ -405,15 +401,11 @@ async def test_a_429_shows_on_the_send_span(rig: Rig, spans: InMemorySpanExporte
     rig.platform.failures = [RateLimited("429", platform="slack", retry_after=0.05)]
     await rig.start({"rec": Recorder()})
     await rig.publisher.event(event("slow down"))
-    await eventually(lambda: _count(rig.platform.sent), until=lambda n: n == 1, what="a reply")
-    send = await eventually(lambda: _now(_named(spans, "send ")), until=lambda s: len(s) == 1, what="send span")
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="a reply")
+    send = await eventually(lambda: _named(spans, "send "), until=lambda s: len(s) == 1, what="send span")
     assert [e.name for e in send[0].events] == ["rate_limited"]
     assert send[0].attributes is not None
     assert send[0].attributes["gateway.attempts"] == 2
-
-
-async def _now(value: list[ReadableSpan]) -> list[ReadableSpan]:
-    return value
 
 
 async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig: Rig) -> None:
@@ -431,7 +423,7 @@ async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig:
     await rig.start({"rec": Recorder()})
     await rig.publisher.event(event("only once"))
     await eventually(
-        lambda: _now_value(
+        lambda: (
             rig.metrics.registry.get_sample_value("gateway_outbound_duplicates_suppressed_total", {"platform": "slack"})
             or 0.0
         ),
@@ -440,7 +432,3 @@ async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig:
     )
     assert rig.platform.texts == ["only once"]
     assert rig.platform.attempts == 1
-
-
-async def _now_value(value: float) -> float:
-    return value
