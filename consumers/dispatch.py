@@ -252,14 +252,12 @@ class Dispatcher:
     def _span(
         agent: str, key: str, deliveries: list[Delivery], events: list[Event], prior: int
     ) -> contextlib.AbstractContextManager[Any]:
-        if not tracing.enabled():
-            return contextlib.nullcontext()
         return tracing.span(
             f"turn {agent}",
             kind="consumer",
             parent=deliveries[-1].headers,
             links=[d.headers for d in deliveries[:-1]],
-            attributes={
+            attributes=lambda: {
                 "messaging.system": "rabbitmq",
                 "messaging.operation.type": "process",
                 "messaging.message.id": deliveries[-1].message_id,

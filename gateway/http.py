@@ -8,9 +8,11 @@ publish, answer.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -20,6 +22,7 @@ from connectors.base import ConnectorResult
 from gateway import tracing
 from gateway.bus.base import Bus
 from gateway.errors import PayloadTooLarge, PublishError, RequestError, StoreUnavailable
+from gateway.events import Event
 from gateway.ingest import Ingestor, Outcome
 from gateway.metrics import Metrics
 from gateway.store.base import Store
@@ -64,11 +67,7 @@ async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> w
             structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform),
             tracing.span(
                 "accept",
-                attributes=lambda e=event: {  # type: ignore[misc]
-                    "gateway.event_id": e.id,
-                    "gateway.kind": str(e.kind),
-                    "gateway.conversation_key": e.conversation_key,
-                },
+                attributes=functools.partial(_accept_attributes, event),
             ) as current,
         ):
             outcome = await state.ingestor.accept(event)
@@ -82,16 +81,21 @@ async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> w
     return web.Response(status=result.status, body=result.body, content_type=result.content_type)
 
 
+def _accept_attributes(event: Event) -> dict[str, Any]:
+    return {
+        "gateway.event_id": event.id,
+        "gateway.kind": str(event.kind),
+        "gateway.conversation_key": event.conversation_key,
+    }
+
+
 def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     route = f"/{platform}/{{{param}}}"
+    span_name = f"POST {route}"
+    span_attributes = {"http.request.method": "POST", "http.route": route, "gateway.platform": platform}
 
     async def traced(request: web.Request) -> web.Response:
-        with tracing.span(
-            f"POST {route}",
-            kind="server",
-            parent=request.headers,
-            attributes={"http.request.method": "POST", "http.route": route, "gateway.platform": platform},
-        ) as current:
+        with tracing.span(span_name, kind="server", parent=request.headers, attributes=span_attributes) as current:
             response = await handler(request)
             tracing.set_attributes(current, **{"http.response.status_code": response.status})
             if response.status >= 500:

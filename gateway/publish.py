@@ -30,26 +30,20 @@ class Publisher:
         self._timeout = timeout
 
     async def _publish(self, exchange: str, key: str, body: bytes, headers: dict[str, Any], msg_id: str) -> None:
-        if tracing.enabled():
-            with tracing.span(
-                f"publish {exchange}",
-                kind="producer",
-                attributes={
-                    "messaging.system": "rabbitmq",
-                    "messaging.operation.type": "publish",
-                    "messaging.destination.name": exchange,
-                    "messaging.rabbitmq.destination.routing_key": key,
-                    "messaging.message.id": msg_id,
-                },
-            ):
-                tracing.inject(headers)
-                await self._timed(exchange, key, body, headers, msg_id)
-        else:
-            await self._timed(exchange, key, body, headers, msg_id)
-
-    async def _timed(self, exchange: str, key: str, body: bytes, headers: dict[str, Any], msg_id: str) -> None:
-        start = time.perf_counter()
-        await self.bus.publish(exchange, key, body, headers=headers, message_id=msg_id, timeout=self._timeout)
+        with tracing.span(
+            f"publish {exchange}",
+            kind="producer",
+            attributes=lambda: {
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": exchange,
+                "messaging.rabbitmq.destination.routing_key": key,
+                "messaging.message.id": msg_id,
+            },
+        ):
+            tracing.inject(headers)
+            start = time.perf_counter()
+            await self.bus.publish(exchange, key, body, headers=headers, message_id=msg_id, timeout=self._timeout)
         self._metrics.publish_seconds.labels(exchange).observe(time.perf_counter() - start)
 
     async def event(self, event: Event) -> None:
