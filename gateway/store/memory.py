@@ -50,8 +50,7 @@ class MemoryStore:
         self._set(self._k(key), value, ttl)
 
     async def get(self, key: str) -> str | None:
-        value = self._live(self._k(key))
-        return None if value is None else str(value)
+        return await self.lookup(key)
 
     def lookup(self, key: str) -> asyncio.Future[str | None]:
         fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()

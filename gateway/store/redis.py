@@ -38,19 +38,35 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreUnavailable
 
-_RENEW = """
+
+class _Script:
+    """A Lua script run by ``EVALSHA`` (the digest is computed here, as Redis does)."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+_RENEW = _Script(
+    """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
 """
-_RELEASE = """
+)
+_RELEASE = _Script(
+    """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
 end
 return 0
 """
-_ACQUIRE = """
+)
+_ACQUIRE = _Script(
+    """
 local cur = redis.call('get', KEYS[1])
 if cur == false or cur == ARGV[1] then
   redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -58,8 +74,10 @@ if cur == false or cur == ARGV[1] then
 end
 return 0
 """
+)
 # A turn's record in one command: history append + trim, done markers.
-_PUSH = """
+_PUSH = _Script(
+    """
 local n = tonumber(ARGV[3])
 if n > 0 then
   redis.call('rpush', KEYS[1], unpack(ARGV, 4, 3 + n))
@@ -70,8 +88,10 @@ for i = 2, #KEYS do
 end
 return 1
 """
+)
 # Reservation-style token bucket: tokens may go negative, the caller waits off the debt.
-_BUCKET = """
+_BUCKET = _Script(
+    """
 local t = redis.call('time')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -84,23 +104,8 @@ redis.call('pexpire', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 if tokens >= 0 then return '0' end
 return tostring(-tokens / rate)
 """
+)
 
-
-class _Script:
-    """A Lua script run by ``EVALSHA`` (the digest is computed here, as Redis does)."""
-
-    __slots__ = ("sha", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-
-
-_PUSH_SCRIPT = _Script(_PUSH)
-_BUCKET_SCRIPT = _Script(_BUCKET)
-_ACQUIRE_SCRIPT = _Script(_ACQUIRE)
-_RENEW_SCRIPT = _Script(_RENEW)
-_RELEASE_SCRIPT = _Script(_RELEASE)
 
 # One queued command: its arguments, the caller's future, and the script when it is an EVALSHA.
 _Entry: TypeAlias = tuple[tuple[Any, ...], "asyncio.Future[Any]", _Script | None]
@@ -312,8 +317,7 @@ class RedisStore:
             await self._run("SET", self._k(key), value, "PX", int(ttl * 1000))
 
     async def get(self, key: str) -> str | None:
-        value = await self._run("GET", self._k(key))
-        return None if value is None else str(value)
+        return await self.lookup(key)
 
     def lookup(self, key: str) -> asyncio.Future[str | None]:
         return self._run("GET", self._k(key))  # replies are str (decode_responses) or None
@@ -329,7 +333,7 @@ class RedisStore:
             return
         keys = [self._k(key), *(self._k(m) for m in markers)]
         ttl_ms = max(1, int(marker_ttl * 1000))
-        await self._eval(_PUSH_SCRIPT, len(keys), *keys, keep, ttl_ms, len(items), *items)
+        await self._eval(_PUSH, len(keys), *keys, keep, ttl_ms, len(items), *items)
 
     async def tail(self, key: str, n: int) -> list[str]:
         if n <= 0:
@@ -357,16 +361,14 @@ class RedisStore:
         return bool(await self._run("HDEL", self._k(key), field))
 
     async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
-        return bool(await self._eval(_ACQUIRE_SCRIPT, 1, self._k(key), owner, int(ttl * 1000)))
+        return bool(await self._eval(_ACQUIRE, 1, self._k(key), owner, int(ttl * 1000)))
 
     async def renew_leases(self, keys: Sequence[str], owner: str, ttl: float) -> list[bool]:
-        results = await asyncio.gather(
-            *(self._eval(_RENEW_SCRIPT, 1, self._k(k), owner, int(ttl * 1000)) for k in keys)
-        )
+        results = await asyncio.gather(*(self._eval(_RENEW, 1, self._k(k), owner, int(ttl * 1000)) for k in keys))
         return [bool(r) for r in results]
 
     async def release_lease(self, key: str, owner: str) -> bool:
-        return bool(await self._eval(_RELEASE_SCRIPT, 1, self._k(key), owner))
+        return bool(await self._eval(_RELEASE, 1, self._k(key), owner))
 
     async def lease_owners(self, keys: Sequence[str]) -> list[str | None]:
         if not keys:
@@ -385,4 +387,4 @@ class RedisStore:
         return sorted(str(m) for m in await self._run("ZRANGE", k, 0, -1))
 
     async def reserve_token(self, key: str, rate: float, burst: float) -> float:
-        return float(await self._eval(_BUCKET_SCRIPT, 1, self._k(f"bucket:{key}"), rate, burst))
+        return float(await self._eval(_BUCKET, 1, self._k(f"bucket:{key}"), rate, burst))

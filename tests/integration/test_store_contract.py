@@ -272,8 +272,8 @@ async def test_scripts_run_again_after_redis_forgets_them(redis_store: RedisStor
     assert list(got) == [None, False, [True, False], False, 0, None]
     assert await redis_store.tail("hist", 5) == ["a", "b"]
     assert await redis_store.get("done:1") == "1"
-    scripts = [redis_module._PUSH_SCRIPT, redis_module._ACQUIRE_SCRIPT, redis_module._RENEW_SCRIPT]
-    scripts += [redis_module._RELEASE_SCRIPT, redis_module._BUCKET_SCRIPT]
+    scripts = [redis_module._PUSH, redis_module._ACQUIRE, redis_module._RENEW]
+    scripts += [redis_module._RELEASE, redis_module._BUCKET]
     assert await redis_store._client.script_exists(*(s.sha for s in scripts)) == [True] * 5  # loaded again
     await redis_store.push("hist", ["c"], keep=5)
     assert await redis_store.tail("hist", 5) == ["a", "b", "c"]
