@@ -33,21 +33,14 @@ PUBLISH_CHANNELS = 4
 _PUBLISH_ERRORS = (AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError, RuntimeError)
 
 
-def _delivery(
-    channel: aiormq.abc.AbstractChannel,
-    delivery_tag: int,
-    redelivered: bool,
-    body: bytes,
-    properties: Basic.Properties,
-    routing_key: str,
-    exchange: str,
-    *,
-    auto_acked: bool = False,
-) -> Delivery:
+def _delivered(raw: DeliveredMessage, *, auto_acked: bool = False) -> Delivery:
     """A :class:`Delivery` over aiormq's frame data, settled straight on the aiormq channel."""
+    frame, channel, properties = raw.delivery, raw.channel, raw.header.properties
+    assert isinstance(frame, Basic.Deliver | Basic.GetOk)
+    delivery_tag = frame.delivery_tag or 0
     headers = dict(properties.headers or {})
     count = headers.get("x-delivery-count")
-    redeliveries = int(count) if isinstance(count, int) else (1 if redelivered else 0)
+    redeliveries = int(count) if isinstance(count, int) else (1 if frame.redelivered else 0)
 
     async def settle(how: str) -> None:
         if auto_acked:
@@ -64,31 +57,16 @@ def _delivery(
             log.warning("settle_failed", how=how, error=str(exc), hint="the broker will redeliver it")
 
     return Delivery(
-        body=body,
+        body=raw.body,
         headers=headers,
-        routing_key=routing_key,
-        exchange=exchange,
+        routing_key=frame.routing_key or "",
+        exchange=frame.exchange or "",
         message_id=properties.message_id,
         redeliveries=redeliveries,
         _settle=settle,
         # After a reconnection the old channel is closed: the broker has put the message back and will
         # deliver it again on the new one, so work on this copy would be done twice.
         alive=lambda: not channel.is_closed,
-    )
-
-
-def _delivered(raw: DeliveredMessage, *, auto_acked: bool = False) -> Delivery:
-    frame = raw.delivery
-    assert isinstance(frame, Basic.Deliver | Basic.GetOk)
-    return _delivery(
-        raw.channel,
-        frame.delivery_tag or 0,
-        bool(frame.redelivered),
-        raw.body,
-        raw.header.properties,
-        frame.routing_key or "",
-        frame.exchange or "",
-        auto_acked=auto_acked,
     )
 
 
