@@ -5,9 +5,10 @@
 Builds the worker exactly as `gateway consume` does (gateway.runtime.open_runtime +
 gateway.commands.consume.make_worker, uvloop, JSON logs to a file), preloads the events like
 run.py, then starts the worker and wraps, on the live objects, the steps of
-consumers/dispatch.py Dispatcher.run with wall-clock timers: decode, done-marker check
-(_drop_done: a Redis GET), the turn (_turn: pool + context + the 20 ms agent), the record
-(_record: RPUSH + LTRIM + SET through the auto-pipeline), and the ack; plus every Redis command's
+consumers/dispatch.py Dispatcher.run with wall-clock timers: decode (only for a delivery that
+Dispatcher.prepare could not decode on arrival), done-marker check (_drop_done: waits for the GET that
+prepare started on arrival), the turn (_turn: pool + context + the 20 ms agent), the record
+(_record: one EVALSHA through the auto-pipeline), and the ack; plus every Redis command's
 round trip through RedisStore._run, the size of each auto-pipeline flush, and the event loop's lag
 (a 1 ms ticker). Prints p50/p99 per step and the throughput. Diagnostic only (the numbers of
 record come from run.py).
@@ -39,46 +40,6 @@ from bench.common import (
 from bench.dispatch.run import build_events, declare, preload
 
 
-def apply_futures(store: Any, d: Any) -> None:
-    """RedisStore._run hands back the auto-pipeline's future itself (no coroutine, so no Task in gather)."""
-    from agents.context import Turn, history_key
-    from consumers.dispatch import DONE_TTL, HISTORY_KEEP, turn_marker
-
-    pipe = store._pipe
-
-    def run(*a: Any, **kw: Any) -> Any:
-        return pipe.execute(*a, **kw)
-
-    store._run = run
-
-    async def push(key: str, items: Any, keep: int) -> None:
-        if items:
-            k = store._k(key)
-            await asyncio.gather(run("RPUSH", k, *items), run("LTRIM", k, -keep, -1))
-
-    store.push = push
-
-    async def record(agent: str, key: str, events: Any, outbox: Any) -> None:
-        turns = [Turn("user", e.text, e.id, e.sender.id if e.sender else None).to_json() for e in events]
-        turns += [Turn("assistant", m.text, m.event_id).to_json() for m in outbox if m.action == "reply"]
-        k = store._k(history_key(agent, key))
-        futs = [run("RPUSH", k, *turns), run("LTRIM", k, -HISTORY_KEEP, -1)]
-        futs += [run("SET", store._k(turn_marker(agent, e)), "1", "PX", int(DONE_TTL * 1000)) for e in events]
-        await asyncio.gather(*futs)
-
-    d._record = record
-    real_keep = d._drop_done
-
-    async def drop_done(agent: str, pending: list[Any]) -> list[Any]:
-        if len(pending) == 1:
-            _, e = pending[0]
-            if await run("GET", store._k(turn_marker(agent, e))) is None:
-                return pending
-        return await real_keep(agent, pending)
-
-    d._drop_done = drop_done
-
-
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefetch", type=int, default=64)
@@ -88,13 +49,8 @@ async def main() -> int:
     ap.add_argument(
         "--what-if",
         default="",
-        help="comma list of in-process experiments (monkeypatches, product code untouched): "
-        "ack-nowait (the ack is written without awaiting its drain), "
-        "no-done-check-first (skip the done-marker GET on first deliveries: the upper bound of prefetching it), "
-        "quiet-logs (log level warning: no turn_done line), "
-        "orjson-logs (structlog JSONRenderer with orjson and a bytes logger), "
-        "futures (Redis calls as plain futures: no asyncio.gather-made Tasks in RedisStore.push, "
-        "Dispatcher._record and _drop_done)",
+        help="comma list of in-process experiments (product code untouched): "
+        "quiet-logs (log level warning: no turn_done line)",
     )
     args = ap.parse_args()
     out = Path(args.out_dir)
@@ -128,24 +84,6 @@ async def main() -> int:
     sys.stderr = log_file
     structlog.reset_defaults()
     logs.configure("json", "warning" if "quiet-logs" in args.what_if else "info")
-    if "orjson-logs" in args.what_if:
-        import logging
-
-        import orjson
-
-        structlog.configure(
-            processors=[
-                structlog.contextvars.merge_contextvars,
-                structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                logs._redact,
-                structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(serializer=orjson.dumps),
-            ],
-            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-            logger_factory=structlog.BytesLoggerFactory(file=sys.stderr.buffer),
-            cache_logger_on_first_use=True,
-        )
     times: dict[str, list[float]] = {}
     flush_sizes: list[int] = []
     lag: list[float] = []
@@ -177,32 +115,13 @@ async def main() -> int:
 
         return wrapper
 
-    acks: set[asyncio.Task[None]] = set()
-
-    def nowait(settle: Any) -> Any:
-        async def wrapper(how: str) -> None:
-            task = asyncio.get_running_loop().create_task(settle(how))
-            acks.add(task)
-            task.add_done_callback(acks.discard)
-
-        return wrapper
-
     settings = Settings()
     try:
         async with open_runtime(settings) as rt:
             worker = make_worker(rt)
             d = worker.dispatcher
-            if "futures" in args.what_if:
-                apply_futures(rt.store, d)
             d._decode = timed("decode", d._decode)  # type: ignore[method-assign]
-            real_drop_done = d._drop_done
-
-            async def drop_done(agent: str, pending: list[Any]) -> list[Any]:
-                if "no-done-check-first" in args.what_if and all(dl.redeliveries == 0 for dl, _ in pending):
-                    return pending
-                return await real_drop_done(agent, pending)
-
-            d._drop_done = timed("done_check", drop_done)  # type: ignore[method-assign]
+            d._drop_done = timed("done_check", d._drop_done)  # type: ignore[method-assign]
             d._turn = timed("turn(agent 20ms)", d._turn)  # type: ignore[method-assign]
             d._record = timed("record", d._record)  # type: ignore[method-assign]
             real_run = d.run
@@ -210,8 +129,6 @@ async def main() -> int:
             async def run(key: str, deliveries: list[Any]) -> None:
                 nonlocal done
                 for dl in deliveries:
-                    if "ack-nowait" in args.what_if:
-                        dl._settle = nowait(dl._settle)
                     dl._settle = timed("ack", dl._settle)
                 t = time.perf_counter()
                 await real_run(key, deliveries)
