@@ -22,6 +22,7 @@ from aio_pika.exceptions import AMQPError, DeliveryError
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
+from gateway.bus.acks import AckBatcher
 from gateway.bus.base import Delivery, Handler, QueueInfo
 from gateway.bus.topology import Topology
 from gateway.errors import PublishError
@@ -33,8 +34,9 @@ PUBLISH_CHANNELS = 4
 _PUBLISH_ERRORS = (AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError, RuntimeError)
 
 
-def _delivered(raw: DeliveredMessage, *, auto_acked: bool = False) -> Delivery:
-    """A :class:`Delivery` over aiormq's frame data, settled straight on the aiormq channel."""
+def _delivered(raw: DeliveredMessage, *, auto_acked: bool = False, acks: AckBatcher | None = None) -> Delivery:
+    """A :class:`Delivery` over aiormq's frame data, settled straight on the aiormq channel (acks through
+    ``acks``, one write per loop iteration, when given)."""
     frame, channel, properties = raw.delivery, raw.channel, raw.header.properties
     assert isinstance(frame, Basic.Deliver | Basic.GetOk)
     delivery_tag = frame.delivery_tag or 0
@@ -44,6 +46,9 @@ def _delivered(raw: DeliveredMessage, *, auto_acked: bool = False) -> Delivery:
 
     async def settle(how: str) -> None:
         if auto_acked:
+            return
+        if how == "ack" and acks is not None:
+            acks.ack(channel, delivery_tag)
             return
         try:
             if how == "ack":
@@ -113,11 +118,12 @@ class _AmqpSubscription:
                 await queue.bind(exchange, routing_key=key)
         auto_acked = self._tap is not None
         handler = self._handler
+        acks = self._bus._acks
 
         # Straight on aiormq: aio-pika's consumer wraps each delivery in an IncomingMessage and a second
         # Task, a fifth of the consumer's CPU per turn. Re-attaching after a reconnection is ours anyway.
         async def on_message(raw: DeliveredMessage) -> None:
-            await handler(_delivered(raw, auto_acked=auto_acked))
+            await handler(_delivered(raw, auto_acked=auto_acked, acks=acks))
 
         underlay = await channel.get_underlay_channel()
         ok = await underlay.basic_consume(queue.name, on_message, no_ack=auto_acked)
@@ -145,6 +151,7 @@ class _AmqpSubscription:
 
     async def close(self) -> None:
         await self.cancel()
+        self._bus._acks.flush()  # acks given this iteration go out before the channel closes
         if self._channel is not None:
             with contextlib.suppress(*_PUBLISH_ERRORS, asyncio.TimeoutError):
                 await self._channel.close()
@@ -159,6 +166,7 @@ class AmqpBus:
         self._publishers: list[tuple[AbstractChannel, dict[str, AbstractExchange]]] = []
         self._subscriptions: set[_AmqpSubscription] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._acks = AckBatcher()
         self._ready = False
 
     async def start(self) -> None:
@@ -202,6 +210,7 @@ class AmqpBus:
             await queue.bind(exchanges[b.exchange], routing_key=b.routing_key)
 
     async def close(self) -> None:
+        self._acks.flush()
         if self._conn is not None:
             with contextlib.suppress(*_PUBLISH_ERRORS):
                 await self._conn.close()

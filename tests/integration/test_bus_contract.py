@@ -262,6 +262,25 @@ async def test_prefetch_limits_unsettled_deliveries(bus: Bus) -> None:
     await sub.close()
 
 
+
+async def test_acks_given_right_before_close_all_count(bus: Bus) -> None:
+    """The AMQP bus sends the acks of one loop iteration together: closing in that same iteration must
+    still let them all reach the broker, or the next subscriber would get those messages again."""
+    queue = bus.topology.dispatch_queue(0)
+    await publish_many(bus, "0", 20)
+    first = Recorder(ack=False)
+    sub1 = await bus.subscribe(queue, first, prefetch=50)
+    await until(lambda: len(first) == 20, "20 unsettled deliveries")
+    for d in first.deliveries:
+        await d.ack()
+    await sub1.close()
+    marker = (await publish_many(bus, "0", 1, start=99))[0]
+    second = Recorder()
+    sub2 = await bus.subscribe(queue, second, prefetch=50)
+    await until(lambda: marker in second.bodies(), "the message published after the close")
+    assert second.bodies() == [marker]
+    await sub2.close()
+
 # -- tap, dead letters, get -------------------------------------------------------------------------------
 
 
