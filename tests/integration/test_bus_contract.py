@@ -262,7 +262,6 @@ async def test_prefetch_limits_unsettled_deliveries(bus: Bus) -> None:
     await sub.close()
 
 
-
 async def test_acks_given_right_before_close_all_count(bus: Bus) -> None:
     """The AMQP bus sends the acks of one loop iteration together: closing in that same iteration must
     still let them all reach the broker, or the next subscriber would get those messages again."""
@@ -280,6 +279,7 @@ async def test_acks_given_right_before_close_all_count(bus: Bus) -> None:
     await until(lambda: marker in second.bodies(), "the message published after the close")
     assert second.bodies() == [marker]
     await sub2.close()
+
 
 # -- tap, dead letters, get -------------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ async def test_acks_of_one_iteration_leave_as_one_frame_per_connection_in_order(
         batcher.ack(ch, tag)
     assert a.write_queue.empty()  # nothing written before the next iteration
     await asyncio.sleep(0)
-    assert a.write_queue.qsize() == 1 and b.write_queue.qsize() == 1
+    assert a.write_queue.qsize() == 1
+    assert b.write_queue.qsize() == 1
     assert a.write_queue.get_nowait().payload == ack_frame(1, 7) + ack_frame(2, 3) + ack_frame(1, 8)
     assert b.write_queue.get_nowait().payload == ack_frame(1, 1)
 
