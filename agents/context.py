@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import structlog
 
 from agents.memory import Memory
@@ -30,7 +31,9 @@ class Turn:
     sender: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"role": self.role, "text": self.text, "event_id": self.event_id, "sender": self.sender})
+        return orjson.dumps(
+            {"role": self.role, "text": self.text, "event_id": self.event_id, "sender": self.sender}
+        ).decode()
 
     @classmethod
     def from_json(cls, raw: str) -> Turn:

@@ -18,7 +18,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -193,9 +192,9 @@ class Dispatcher:
     async def _turn_with_retries(self, agent: str, key: str, pending: list[tuple[Delivery, Event]]) -> None:
         deliveries = [d for d, _ in pending]
         events = [e for _, e in pending]
-        now = datetime.now(UTC)
+        now = time.time()
         for e in events:
-            self._metrics.queue_lag.observe(max(0.0, (now - e.received_at).total_seconds()))
+            self._metrics.queue_lag.observe(max(0.0, now - e.received_at.timestamp()))
         prior = max(d.redeliveries for d in deliveries)
         repeat = any(d.repeated for d in deliveries)
         error = ""

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from gateway.bus.topology import Topology
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Delivery:
     body: bytes
     headers: dict[str, Any]
