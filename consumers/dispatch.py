@@ -101,8 +101,10 @@ class Dispatcher:
             event = Event.model_validate_json(d.body)
         except (ValidationError, ValueError):
             return  # run() decodes it again and dead-letters it with the error
+        if event.schema_version > SCHEMA_VERSION:
+            return  # likewise: _decode is the one place that refuses a newer schema
         prepared = Prepared(event)
-        if event.triggers_turn and event.schema_version <= SCHEMA_VERSION:
+        if event.triggers_turn:
             prepared.marker = marker = turn_marker(event.agent or self._cfg.default_agent, event)
             if marker not in self._recent:
                 prepared.done = done = self._store.lookup(marker)

@@ -32,7 +32,7 @@ from gateway.bus.base import Bus
 from gateway.bus.memory import MemoryBus
 from gateway.bus.topology import Topology
 from gateway.errors import RateLimited, SendError, StoreUnavailable
-from gateway.events import Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.events import SCHEMA_VERSION, Event, EventKind, OutboundMessage, ReplyAddress
 from gateway.metrics import Metrics
 from gateway.publish import Publisher
 from gateway.store.base import Store
@@ -315,6 +315,17 @@ async def test_undecodable_and_unknown_agent_events_are_dead_lettered(rig: Rig) 
     await rig.publisher.event(event("who?", agent="nobody"))
     letters = await eventually(rig.dead, until=lambda d: len(d) == 2, what="two dead letters")
     assert sorted(h["x-reason"] for h, _ in letters) == ["undecodable", "unknown_agent"]
+
+
+async def test_an_event_from_a_newer_schema_is_dead_lettered_not_run(rig: Rig) -> None:
+    agent = Recorder()
+    await rig.start({"rec": agent})
+    await rig.publisher.event(event("from the future", schema_version=SCHEMA_VERSION + 1))
+    await rig.publisher.event(event("today"))
+    letters = await eventually(rig.dead, until=lambda d: len(d) == 1, what="one dead letter")
+    assert [h["x-reason"] for h, _ in letters] == ["unsupported_schema"]
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="the current event's reply")
+    assert agent.turns == [["today"]]
 
 
 async def test_sender_waits_out_429_and_retries_failures_before_sending_only(rig: Rig) -> None:
