@@ -27,40 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.bus.base import Bus
-from gateway.commands.dlq_letters import BORROW_LIMIT, Letter, Selection, borrow, selection
+from gateway.commands.dlq_letters import borrow, selection
 from gateway.commands.dlq_render import dump_json, list_lines, replay_lines, show_lines
-from gateway.commands.dlq_replay import (
-    ReplayRefused,
-    ReplayResult,
-    Step,
-    execute,
-    plan_replay,
-    replay_headers,
-    replay_target,
-)
+from gateway.commands.dlq_replay import ReplayResult, execute, plan_replay
 from gateway.commands.parsers import documented_parser
 from gateway.errors import ConfigError
 from gateway.operators import BrokerUnreachable, ask, format_age, open_broker, sigterm_cancels
 from gateway.settings import Settings
-
-__all__ = [
-    "BORROW_LIMIT",
-    "Letter",
-    "ReplayRefused",
-    "ReplayResult",
-    "Selection",
-    "Step",
-    "borrow",
-    "execute",
-    "list_lines",
-    "plan_replay",
-    "register",
-    "replay_headers",
-    "replay_target",
-    "run_dlq",
-    "selection",
-    "show_lines",
-]
 
 
 async def _list(bus: Bus, args: argparse.Namespace) -> int:

@@ -21,7 +21,8 @@ from gateway import samples
 from gateway.bus.amqp import AmqpBus
 from gateway.bus.base import Delivery
 from gateway.bus.topology import Topology
-from gateway.commands.dlq import borrow, execute, plan_replay, selection
+from gateway.commands.dlq_letters import borrow, selection
+from gateway.commands.dlq_replay import execute, plan_replay
 from gateway.store.redis import RedisStore
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack

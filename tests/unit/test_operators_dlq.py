@@ -9,17 +9,8 @@ import pytest
 from consumers.deadletter import dead_headers
 from gateway.bus.base import Delivery
 from gateway.bus.topology import Topology
-from gateway.commands.dlq import (
-    Letter,
-    ReplayRefused,
-    Step,
-    borrow,
-    execute,
-    plan_replay,
-    replay_headers,
-    replay_target,
-    selection,
-)
+from gateway.commands.dlq_letters import Letter, borrow, selection
+from gateway.commands.dlq_replay import ReplayRefused, Step, execute, plan_replay, replay_headers, replay_target
 from gateway.errors import ConfigError, PublishError
 from gateway.operators import item_from_delivery
 
@@ -272,7 +263,7 @@ def test_replay_follows_failure_time_not_queue_position() -> None:
 def test_list_and_show_read_well() -> None:
     from datetime import UTC, datetime
 
-    from gateway.commands.dlq import list_lines, show_lines
+    from gateway.commands.dlq_render import list_lines, show_lines
 
     x = letter(0, A)
     now = datetime.now(UTC)
