@@ -173,9 +173,8 @@ def _span(
             linked = trace.get_current_span(_propagator.extract(_text_headers(headers))).get_span_context()
             if linked.is_valid:
                 span_links.append(trace.Link(linked))
-    attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
     with _tracer.start_as_current_span(
-        name, context=context, kind=_kinds[kind], attributes=attrs, links=span_links
+        name, context=context, kind=_kinds[kind], attributes=_present(attributes or {}), links=span_links
     ) as current:
         yield current
 
@@ -191,14 +190,19 @@ def _text_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _present(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenTelemetry attributes cannot be None: those are left out."""
+    return {k: v for k, v in attributes.items() if v is not None}
+
+
 def set_attributes(current: Any, **attributes: Any) -> None:
     if current is not None:
-        current.set_attributes({k: v for k, v in attributes.items() if v is not None})
+        current.set_attributes(_present(attributes))
 
 
 def add_event(current: Any, name: str, **attributes: Any) -> None:
     if current is not None:
-        current.add_event(name, {k: v for k, v in attributes.items() if v is not None})
+        current.add_event(name, _present(attributes))
 
 
 def set_error(current: Any, description: str) -> None:
