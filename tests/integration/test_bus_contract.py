@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -39,13 +38,6 @@ class Recorder:
 
     def __len__(self) -> int:
         return len(self.deliveries)
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    async def probe() -> bool:
-        return condition()
-
-    await eventually(probe, timeout=timeout, what=what)
 
 
 async def ready_count(bus: Bus, queue: str, expected: int, timeout: float = 10.0) -> None:
@@ -82,7 +74,7 @@ async def test_publish_lands_only_in_its_partition_queue_intact(bus: Bus) -> Non
 
     rec = Recorder()
     sub = await bus.subscribe(topo.dispatch_queue(2), rec, prefetch=10)
-    await until(lambda: len(rec) == 1, "the delivery")
+    await eventually(lambda: len(rec) == 1, what="the delivery")
     d = rec.deliveries[0]
     assert d.body == b'{"hello": "world"}'
     assert d.headers == headers
@@ -107,7 +99,7 @@ async def test_publish_routed_only_to_a_tap_is_accepted(bus: Bus, kind: str, req
     rec = Recorder()
     tap = await bus.tap([(bus.topology.events_exchange, "99")], rec, max_length=5)
     await bus.publish(bus.topology.events_exchange, "99", b"{}", message_id="tap-only")
-    await until(lambda: len(rec) == 1, "the tap copy")
+    await eventually(lambda: len(rec) == 1, what="the tap copy")
     await tap.close()
 
 
@@ -118,7 +110,7 @@ async def test_per_key_fifo_with_prefetch(bus: Bus) -> None:
     sent = await publish_many(bus, "1", 200)
     rec = Recorder()
     sub = await bus.subscribe(bus.topology.dispatch_queue(1), rec, prefetch=50)
-    await until(lambda: len(rec) == 200, "200 deliveries")
+    await eventually(lambda: len(rec) == 200, what="200 deliveries")
     assert rec.bodies() == sent
     await sub.close()
 
@@ -135,7 +127,7 @@ async def test_requeued_delivery_comes_back_with_redeliveries(bus: Bus) -> None:
             await d.ack()
 
     sub = await bus.subscribe(bus.topology.dispatch_queue(0), handler, prefetch=1)
-    await until(lambda: len(seen) == 6, "6 deliveries")
+    await eventually(lambda: len(seen) == 6, what="6 deliveries")
     assert sorted(d.body for d in seen) == sorted([sent[0], *sent])
     again = [d for d in seen[1:] if d.body == sent[0]]
     assert len(again) == 1
@@ -165,7 +157,7 @@ async def test_requeue_puts_the_message_behind_those_waiting(
             await d.ack()
 
     sub = await bus.subscribe(bus.topology.dispatch_queue(0), handler, prefetch=1)
-    await until(lambda: len(seen) == 6, "6 deliveries")
+    await eventually(lambda: len(seen) == 6, what="6 deliveries")
     assert [d.body for d in seen] == [*sent, sent[0]]
     await sub.close()
 
@@ -175,12 +167,12 @@ async def test_requeue_of_one_of_many_unsettled_is_not_lost(bus: Bus) -> None:
     sent = await publish_many(bus, "0", 6)
     rec = Recorder(ack=False)
     sub = await bus.subscribe(bus.topology.dispatch_queue(0), rec, prefetch=3)
-    await until(lambda: len(rec) == 3, "3 deliveries")
+    await eventually(lambda: len(rec) == 3, what="3 deliveries")
     await rec.deliveries[0].requeue()
-    await until(lambda: len(rec) == 4, "one more delivery after the requeue")
+    await eventually(lambda: len(rec) == 4, what="one more delivery after the requeue")
     for d in rec.deliveries[1:]:
         await d.ack()
-    await until(lambda: len(rec) == 7, "the rest")
+    await eventually(lambda: len(rec) == 7, what="the rest")
     for d in rec.deliveries[4:]:
         await d.ack()
     assert sorted(rec.bodies()[3:]) == sorted([sent[0], *sent[3:]])
@@ -197,10 +189,10 @@ async def test_redelivered_headers_carry_the_delivery_count(
     await bus.publish(bus.topology.events_exchange, "2", b"{}", headers={"a": "b"})
     rec = Recorder(ack=False)
     sub = await bus.subscribe(bus.topology.dispatch_queue(2), rec, prefetch=1)
-    await until(lambda: len(rec) == 1, "the delivery")
+    await eventually(lambda: len(rec) == 1, what="the delivery")
     assert rec.deliveries[0].headers == {"a": "b"}
     await rec.deliveries[0].requeue()
-    await until(lambda: len(rec) == 2, "the redelivery")
+    await eventually(lambda: len(rec) == 2, what="the redelivery")
     assert rec.deliveries[1].headers == {"a": "b", "x-delivery-count": 1}
     await rec.deliveries[1].ack()
     await sub.close()
@@ -211,7 +203,7 @@ async def test_close_gives_unsettled_back_in_order_to_the_next_subscriber(bus: B
     sent = await publish_many(bus, "3", 3)
     first = Recorder(ack=False)
     sub1 = await bus.subscribe(queue, first, prefetch=3)
-    await until(lambda: len(first) == 3, "3 unsettled deliveries")
+    await eventually(lambda: len(first) == 3, what="3 unsettled deliveries")
     sent += await publish_many(bus, "3", 3, start=3)
     await ready_count(bus, queue, 3)
 
@@ -219,7 +211,7 @@ async def test_close_gives_unsettled_back_in_order_to_the_next_subscriber(bus: B
     await ready_count(bus, queue, 6)
     second = Recorder()
     sub2 = await bus.subscribe(queue, second, prefetch=50)
-    await until(lambda: len(second) == 6, "6 deliveries to the next subscriber")
+    await eventually(lambda: len(second) == 6, what="6 deliveries to the next subscriber")
     assert second.bodies() == sent
     assert all(d.redeliveries >= 1 for d in second.deliveries[:3])
     assert all(d.redeliveries == 0 for d in second.deliveries[3:])
@@ -234,13 +226,13 @@ async def test_single_active_consumer(bus: Bus) -> None:
     sub_a = await bus.subscribe(queue, a, prefetch=10)
     sub_b = await bus.subscribe(queue, b, prefetch=10)
     sent = await publish_many(bus, "1", 6)
-    await until(lambda: len(a) == 6, "the first subscriber to get everything")
+    await eventually(lambda: len(a) == 6, what="the first subscriber to get everything")
     assert len(b) == 0
     assert a.bodies() == sent
 
     await sub_a.close()
     rest = await publish_many(bus, "1", 4, start=6)
-    await until(lambda: len(b) == 4, "the second subscriber to take over")
+    await eventually(lambda: len(b) == 4, what="the second subscriber to take over")
     assert b.bodies() == rest
     assert len(a) == 6
     await sub_b.close()
@@ -251,12 +243,12 @@ async def test_prefetch_limits_unsettled_deliveries(bus: Bus) -> None:
     await publish_many(bus, "2", 10)
     rec = Recorder(ack=False)
     sub = await bus.subscribe(queue, rec, prefetch=3)
-    await until(lambda: len(rec) == 3, "3 deliveries")
+    await eventually(lambda: len(rec) == 3, what="3 deliveries")
     await ready_count(bus, queue, 7)
     assert len(rec) == 3
     # Acking one makes room for exactly one more.
     await rec.deliveries[0].ack()
-    await until(lambda: len(rec) == 4, "a 4th delivery after one ack")
+    await eventually(lambda: len(rec) == 4, what="a 4th delivery after one ack")
     await ready_count(bus, queue, 6)
     assert len(rec) == 4
     await sub.close()
@@ -269,14 +261,14 @@ async def test_acks_given_right_before_close_all_count(bus: Bus) -> None:
     await publish_many(bus, "0", 20)
     first = Recorder(ack=False)
     sub1 = await bus.subscribe(queue, first, prefetch=50)
-    await until(lambda: len(first) == 20, "20 unsettled deliveries")
+    await eventually(lambda: len(first) == 20, what="20 unsettled deliveries")
     for d in first.deliveries:
         await d.ack()
     await sub1.close()
     marker = (await publish_many(bus, "0", 1, start=99))[0]
     second = Recorder()
     sub2 = await bus.subscribe(queue, second, prefetch=50)
-    await until(lambda: marker in second.bodies(), "the message published after the close")
+    await eventually(lambda: marker in second.bodies(), what="the message published after the close")
     assert second.bodies() == [marker]
     await sub2.close()
 
@@ -291,7 +283,7 @@ async def test_tap_sees_copies_without_stealing(bus: Bus) -> None:
     await bus.publish(topo.events_exchange, "1", b"in", message_id="i")
     await bus.publish(topo.outbound_exchange, "2", b"out", message_id="o")
     await bus.publish(topo.dead_exchange, "whatever", b"dead", message_id="d")
-    await until(lambda: len(rec) == 3, "3 tap copies")
+    await eventually(lambda: len(rec) == 3, what="3 tap copies")
     assert sorted((d.exchange, d.body) for d in rec.deliveries) == sorted(
         [(topo.events_exchange, b"in"), (topo.outbound_exchange, b"out"), (topo.dead_exchange, b"dead")]
     )
@@ -307,7 +299,7 @@ async def test_tap_sees_copies_without_stealing(bus: Bus) -> None:
         await bus.subscribe(topo.dispatch_queue(1), inbound, prefetch=10),
         await bus.subscribe(topo.outbound_queue(2), outbound, prefetch=10),
     ]
-    await until(lambda: inbound.bodies() == [b"in"] and outbound.bodies() == [b"out"], "the originals")
+    await eventually(lambda: inbound.bodies() == [b"in"] and outbound.bodies() == [b"out"], what="the originals")
     dead = await bus.get(topo.dead_queue)
     assert dead is not None
     assert dead.body == b"dead"
@@ -322,13 +314,13 @@ async def test_tap_with_max_length_sees_the_newest_and_originals_stay(bus: Bus) 
     rec = Recorder()
     tap = await bus.tap(topo.tap_bindings(), rec, max_length=5)
     sent = await publish_many(bus, "0", 20)
-    await until(lambda: bool(rec.deliveries) and rec.deliveries[-1].body == sent[-1], "the newest copy")
+    await eventually(lambda: bool(rec.deliveries) and rec.deliveries[-1].body == sent[-1], what="the newest copy")
     assert len(rec) >= 5
     assert rec.bodies()[-5:] == sent[-5:]
     await ready_count(bus, topo.dispatch_queue(0), 20)
     consumer = Recorder()
     sub = await bus.subscribe(topo.dispatch_queue(0), consumer, prefetch=50)
-    await until(lambda: len(consumer) == 20, "the originals")
+    await eventually(lambda: len(consumer) == 20, what="the originals")
     assert consumer.bodies() == sent
     await sub.close()
     await tap.close()
@@ -339,7 +331,7 @@ async def test_tap_close_stops_copies(bus: Bus) -> None:
     rec = Recorder()
     tap = await bus.tap(topo.tap_bindings(), rec, max_length=5)
     await bus.publish(topo.events_exchange, "0", b"before")
-    await until(lambda: len(rec) == 1, "a copy")
+    await eventually(lambda: len(rec) == 1, what="a copy")
     await tap.close()
     await bus.publish(topo.events_exchange, "0", b"after")
     await ready_count(bus, topo.dispatch_queue(0), 2)
@@ -403,7 +395,7 @@ async def test_queue_info_reports_messages_and_consumers(bus: Bus) -> None:
 
     rec = Recorder()
     sub = await bus.subscribe(queue, rec, prefetch=10)
-    await until(lambda: len(rec) == 3, "3 deliveries")
+    await eventually(lambda: len(rec) == 3, what="3 deliveries")
 
     async def info() -> QueueInfo:
         return await bus.queue_info(queue)

@@ -151,7 +151,7 @@ def event(
         agent=agent,
         busy=busy,
         text=text,
-        reply_to=address,  # type: ignore[arg-type]
+        reply_to=address,
         message_ref=ref or f"ref:{key}:{text}",
         **kw,
     )
@@ -191,15 +191,15 @@ async def test_collect_policy_folds_messages_that_arrive_during_a_turn(rig: Rig)
     await asyncio.wait_for(agent.entered.wait(), 10)
     for text in ("second", "third", "fourth"):
         await rig.publisher.event(event(text, busy="collect"))
-    await eventually(lambda: _pending(rig), until=lambda n: n == 4, what="three messages waiting behind the turn")
+    await eventually(
+        lambda: sum(w.turns.pending() for w in rig.workers),
+        until=lambda n: n == 4,
+        what="three messages waiting behind the turn",
+    )
     agent.hold.set()
     await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 2, what="two replies")
     assert agent.turns == [["first"], ["second", "third", "fourth"]]
     assert rig.platform.texts == ["first", "second + third + fourth"]
-
-
-async def _pending(rig: Rig) -> int:
-    return sum(w.turns.pending() for w in rig.workers)
 
 
 async def test_conversations_run_in_parallel_while_one_is_busy(rig: Rig) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
 
 import pytest
 
@@ -13,15 +12,6 @@ from gateway.bus.topology import Topology
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
-
-
-async def settle_until(condition: Callable[[], bool], what: str) -> None:
-    """Let delivery tasks run until ``condition`` holds."""
-
-    async def probe() -> bool:
-        return condition()
-
-    await eventually(probe, timeout=5, what=what)
 
 
 def msg(seq: int) -> _Msg:
@@ -47,7 +37,7 @@ async def test_tap_attached_late_gets_only_the_newest_kept() -> None:
 
     q.consumers.append(_Consumer(q, handler, prefetch=5, auto_ack=True))
     q.pump()
-    await settle_until(lambda: len(got) == 5, "5 deliveries")
+    await eventually(lambda: len(got) == 5, timeout=5, what="5 deliveries")
     assert got == [15, 16, 17, 18, 19]
 
 
@@ -62,7 +52,7 @@ async def test_live_tap_copies_everything() -> None:
     await bus.tap(bus.topology.tap_bindings(), handler, max_length=5)
     for i in range(20):
         await bus.publish(bus.topology.events_exchange, "0", str(i).encode())
-    await settle_until(lambda: len(got) == 20, "20 copies")
+    await eventually(lambda: len(got) == 20, timeout=5, what="20 copies")
     assert got == [str(i).encode() for i in range(20)]
 
 
@@ -79,7 +69,7 @@ async def test_deliveries_do_not_inherit_the_publishers_context() -> None:
     await bus.subscribe(bus.topology.dispatch_queue(0), handler, prefetch=1)
     var.set("request-42")
     await bus.publish(bus.topology.events_exchange, "0", b"{}")
-    await settle_until(lambda: len(seen) == 1, "a delivery")
+    await eventually(lambda: len(seen) == 1, timeout=5, what="a delivery")
     assert seen == ["none"]
 
 
@@ -93,7 +83,7 @@ async def test_settling_twice_is_a_no_op() -> None:
 
     await bus.subscribe(bus.topology.dispatch_queue(1), handler, prefetch=5)
     await bus.publish(bus.topology.events_exchange, "1", b"a")
-    await settle_until(lambda: len(got) == 1, "a delivery")
+    await eventually(lambda: len(got) == 1, timeout=5, what="a delivery")
     await got[0].ack()
     await got[0].requeue()  # already settled: must not come back
     assert got[0].settled
@@ -119,7 +109,7 @@ async def test_non_single_active_queue_round_robins() -> None:
     await bus.subscribe(bus.topology.dead_queue, to_b, prefetch=10)
     for i in range(4):
         await bus.publish(bus.topology.dead_exchange, "", str(i).encode())
-    await settle_until(lambda: len(a) + len(b) == 4, "4 deliveries")
+    await eventually(lambda: len(a) + len(b) == 4, timeout=5, what="4 deliveries")
     assert len(a) == len(b) == 2
 
 
