@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import opentelemetry.sdk.environment_variables as otel_env
 import pytest
 import yaml
 from pydantic import AliasChoices
@@ -48,8 +49,9 @@ def _setting_env_names() -> set[str]:
 
 
 SETTING_ENV_NAMES = _setting_env_names()
-#: The OpenTelemetry SDK's own variables (read by the SDK, not by Settings).
-OTEL_PREFIX = "OTEL_"
+#: The OpenTelemetry SDK's own variables (read by the SDK, not by Settings), from the SDK's list, so that a
+#: misspelt one is caught like any other unknown name.
+OTEL_ENV_NAMES = {v for k, v in vars(otel_env).items() if k.startswith("OTEL_") and isinstance(v, str)}
 
 
 def _default(field: str) -> Any:
@@ -301,7 +303,7 @@ def test_compose_env_names_are_settings_or_named_by_the_mounted_toml() -> None:
         assert config_path, f"{name}: GATEWAY_CONFIG is not set"
         toml_path = _compose_mounted_toml(svc, config_path)
         refs = _toml_env_refs(_parse_toml(toml_path.read_text(encoding="utf-8")))
-        unknown = {n for n in set(env) - SETTING_ENV_NAMES - refs if not n.startswith(OTEL_PREFIX)}
+        unknown = set(env) - SETTING_ENV_NAMES - OTEL_ENV_NAMES - refs
         assert not unknown, f"{name}: not settings and not named by {toml_path.name}: {sorted(unknown)}"
         # A variable the toml names must be set, or the process refuses to start.
         for ref in sorted(refs):
@@ -464,7 +466,7 @@ def test_k8s_env_names_are_settings_or_named_by_the_mounted_toml(name: str) -> N
     env = _container_env(_gateway_container(dep))
     _, cfg = _mounted_gateway_toml(dep)
     refs = _toml_env_refs(cfg)
-    unknown = {n for n in set(env) - SETTING_ENV_NAMES - refs if not n.startswith(OTEL_PREFIX)}
+    unknown = set(env) - SETTING_ENV_NAMES - OTEL_ENV_NAMES - refs
     assert not unknown, f"{name}: not settings and not named by gateway.toml: {sorted(unknown)}"
     missing = refs - set(env)
     assert not missing, f"{name}: gateway.toml names {sorted(missing)}, which the pod does not get"
