@@ -28,6 +28,7 @@ from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess, post
+from tests.support.services import service_env
 from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
@@ -172,19 +173,14 @@ async def test_tail_needs_the_broker(env: dict[str, str]) -> None:
 async def flaky(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, tmp_path: Path
 ) -> AsyncIterator[tuple[GatewayProcess, Path, dict[str, str], AmqpBus]]:
-    amqp, redis, namespace = services
+    amqp, _, namespace = services
     switch = tmp_path / "flaky-switch"
     switch.write_text("fail")
-    config = tmp_path / "gateway.toml"
-    config.write_text('[agents.flaky]\npath = "tests.e2e.flaky_agent:agent"\n')
     env = with_root(
         gateway_env(
             slack,
             telegram,
-            amqp=amqp,
-            redis=redis,
-            namespace=namespace,
-            GATEWAY_CONFIG=str(config),
+            **service_env(services, config='[agents.flaky]\npath = "tests.e2e.flaky_agent:agent"\n', tmp_path=tmp_path),
             GATEWAY_DEFAULT_AGENT="flaky",
             GATEWAY_TURN_ATTEMPTS="2",
             GATEWAY_RETRY_BASE="0.05",

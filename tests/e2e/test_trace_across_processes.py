@@ -20,7 +20,7 @@ from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess, post
-from tests.support.services import AMQP_URL, REDIS_URL, purge_namespace, require
+from tests.support.services import service_env
 from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
@@ -42,15 +42,13 @@ def spans_in(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def traced(slack: FakeSlack, telegram: FakeTelegram, namespace: str) -> AsyncIterator[list[GatewayProcess]]:
-    require("RabbitMQ", "127.0.0.1", 5672)
-    require("Redis", "127.0.0.1", 6379)
+async def traced(
+    slack: FakeSlack, telegram: FakeTelegram, services: tuple[str, str, str]
+) -> AsyncIterator[list[GatewayProcess]]:
     env = gateway_env(
         slack,
         telegram,
-        amqp=AMQP_URL,
-        redis=REDIS_URL,
-        namespace=namespace,
+        **service_env(services),
         GATEWAY_TRACING="console",
         OTEL_BSP_SCHEDULE_DELAY="50",
         OTEL_SERVICE_NAME="gw-test",
@@ -59,9 +57,8 @@ async def traced(slack: FakeSlack, telegram: FakeTelegram, namespace: str) -> As
     try:
         yield procs
     finally:
-        for p in procs:
-            assert await p.terminate() == 0, p.logs()[-2000:]
-        await purge_namespace(namespace)
+        codes = [await p.terminate() for p in procs]  # every process stops before any assertion
+        assert codes == [0, 0], "\n".join(p.logs()[-2000:] for p in procs)
 
 
 async def test_one_webhook_is_one_trace_from_request_to_platform_call(
