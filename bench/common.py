@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from tests.support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -228,12 +229,6 @@ async def run_undisturbed(
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:
@@ -515,7 +510,3 @@ async def queue_depths(namespace: str, partitions: int = 16) -> dict[str, int]:
 
     topo = Topology(namespace, partitions)
     return await message_counts(AMQP_URL, [spec.name for spec in topo.queues()], timeout=10)
-
-
-def run_async(coro: Any) -> Any:
-    return asyncio.run(coro)

@@ -1,28 +1,8 @@
-"""Helpers of the dispatch benchmark (run.py, summarize.py).
-
-The generic helpers (processes, quiet-machine checks, CPU accounting, Prometheus text parsing,
-statistics, namespace cleanup) live in bench/common.py; this module hands them out too (module
-``__getattr__``), so ``from bench.dispatch.common import ...`` keeps working.
-"""
+"""Helpers of the dispatch benchmark (run.py, summarize.py); the generic ones live in bench/common.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import bench.common as _common
-
-
-def __getattr__(name: str) -> Any:
-    """``from bench.dispatch.common import X`` for every X of bench/common.py."""
-    try:
-        return getattr(_common, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *dir(_common)})
 
 
 def same_round_ratios(rounds: Iterable[Mapping[str, float]], sep: str = "/") -> dict[str, list[float]]:

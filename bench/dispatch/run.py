@@ -52,6 +52,7 @@ from bench.common import (
     Interference,
     Proc,
     cleanup_namespace,
+    fetch_metrics,
     free_port,
     gateway_proc,
     machine_info,
@@ -321,11 +322,9 @@ async def run_case(case: str, args: argparse.Namespace, out: Path, waves: list[l
         result["left_in_queues"] = sum(v for v in left.values() if v > 0)
         result["dead_letters"] = left.get(f"{namespace}.dead", -1)
         if kind != "bare":
-            errs = 0.0
-            for p in procs:
-                async with aiohttp.ClientSession() as s, s.get(p.url + "/metrics") as r:
-                    errs += metric_sum(parse_metrics(await r.text()), "gateway_turns_total", outcome="error")
-            result["turn_errors"] = errs
+            result["turn_errors"] = sum(
+                metric_sum(fetch_metrics(p.url), "gateway_turns_total", outcome="error") for p in procs
+            )
     finally:
         for p in procs:
             p.stop()

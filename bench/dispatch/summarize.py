@@ -17,13 +17,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import files_parser
+from bench.common import FOREIGN_LIMIT, files_parser
 from bench.dispatch.common import same_round_ratios
 
 
 def main() -> int:
     ap = files_parser()
-    ap.add_argument("--foreign-limit", type=float, default=0.35)
+    ap.add_argument("--foreign-limit", type=float, default=FOREIGN_LIMIT)
     ap.add_argument("--drop", default="", help="comma list of file:round:case to leave out (e.g. a lone re-run)")
     args = ap.parse_args()
     drop = set(args.drop.split(",")) if args.drop else set()

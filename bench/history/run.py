@@ -20,8 +20,8 @@ Agents:
           sends system + window + the new message. Model time (the openai client's HTTP round trip
           to the fake) is timed separately, so runtime overhead = turn - model.
 
-Also timed on their own: the history read (store.tail) and the record (store.push = RPUSH + LTRIM to
-HISTORY_KEEP=1000). The first turn of a conversation preloaded with 10,000 items trims it to 1,000
+Also timed on their own: the history read (store.tail) and the record (store.push: one EVALSHA that
+appends, trims to HISTORY_KEEP=1000 and sets the turn's done markers). The first turn of a conversation preloaded with 10,000 items trims it to 1,000
 (consumers/dispatch.py HISTORY_KEEP), so "first turn" and "later turns" are reported apart.
 """
 
@@ -83,7 +83,7 @@ async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
         await r.aclose()
 
 
-async def run_round(args: argparse.Namespace, out: Path, fake_url: str, rnd: int, fake_pid: int) -> dict[str, Any]:
+async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid: int) -> dict[str, Any]:
     from agents.agent import Agent
     from agents.echo import EchoAgent
     from agents.registry import AgentFactory
@@ -268,7 +268,7 @@ async def main() -> int:
             async def one_round(rnd: int = rnd) -> dict[str, Any]:
                 nonlocal t0
                 t0 = time.monotonic()
-                return await asyncio.wait_for(run_round(args, out, fake_url, rnd, fake.pid), 60)
+                return await asyncio.wait_for(run_round(args, fake_url, rnd, fake.pid), 60)
 
             r, seen = await run_undisturbed("history", args.retries, one_round, unit="round", err=real_stderr)
             r["seconds"] = round(time.monotonic() - t0, 1)

@@ -166,7 +166,7 @@ def _reply_id(call: dict[str, Any], run: str) -> int | None:
 
 def log_times(procs: list[Proc]) -> dict[str, dict[str, float]]:
     """conversation key -> {log event -> wall time of its first line}."""
-    want = {"event_accepted", "turn_done", "outbound_sent"}
+    want = {"event_accepted", "turn_done"}
     out: dict[str, dict[str, float]] = {}
     for p in procs:
         for line in p.logs().splitlines():

@@ -1,24 +1,22 @@
 """`gateway` with in-process experiments applied (monkeypatches; the product code is not changed).
 
-    BENCH_VARIANT=slack-session python bench/latency/variant.py consume
+    BENCH_VARIANT=no-bucket python bench/latency/variant.py consume
 
 Used by ``run.py --variant`` to measure what a suggested change would buy before anyone writes it.
 Experiments (comma separated in BENCH_VARIANT):
 
-    slack-session        connectors/slack/sender.py builds AsyncWebClient without ``session=``, so
-                         slack_sdk opens a new aiohttp.ClientSession (and a new TCP connection; TLS
-                         against slack.com) for every call. Here: one shared session per sender,
-                         created on first use in the running loop (keep-alive connection pool).
-    no-done-check-first  consumers/dispatch.py checks the turn's done marker in Redis before every
-                         turn. Here: only for redeliveries (the upper bound of prefetching the marker
-                         or of checking it only when it can be set).
+    no-done-check-first  consumers/dispatch.py looks the turn's done marker up for every delivery (the
+                         GET starts on arrival, in Dispatcher.prepare, and the turn awaits it). Here: the
+                         turn does not await it on first deliveries (what checking only redeliveries
+                         would buy).
     diag                 no change; logs garbage-collector pauses over 2 ms (``bench_gc``) and event-loop
                          stalls over 20 ms (``bench_loop_lag``, 5 ms ticker) to correlate with latency.
-    gc-freeze            gc.freeze() once the worker is built (start-up objects leave the collector's
-                         generations, so a full collection only walks what the traffic created).
     no-bucket            consumers/ratelimit.py reserves a token in Redis (EVAL) for every Slack post
                          (the workspace bucket). Here: skipped (the upper bound of taking tokens from
                          Redis in batches).
+
+slack-session and gc-freeze were removed once the product did both (a pooled session per Slack sender;
+gateway.runtime.settle_heap); check out commit 224677f to re-run them.
 """
 
 from __future__ import annotations
@@ -33,20 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 def apply(variant: str) -> None:
     wanted = {v.strip() for v in variant.split(",") if v.strip()}
-    if "slack-session" in wanted:
-        import aiohttp
-
-        from connectors.slack import sender as slack_sender
-
-        real_send = slack_sender.SlackSender.send
-
-        async def send(self: Any, message: Any) -> dict[str, Any]:
-            client = self._client
-            if client.session is None or client.session.closed:
-                client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
-            return await real_send(self, message)
-
-        slack_sender.SlackSender.send = send  # type: ignore[method-assign]
     if "no-done-check-first" in wanted:
         from consumers import dispatch
 
@@ -104,21 +88,7 @@ def apply(variant: str) -> None:
             return real_make_worker(*a, **kw)
 
         consume.make_worker = make_worker
-    if "gc-freeze" in wanted:
-        import gc
-
-        from gateway.commands import consume as consume_mod
-
-        real_make = consume_mod.make_worker
-
-        def make_worker_frozen(*a: Any, **kw: Any) -> Any:
-            worker = real_make(*a, **kw)
-            gc.collect()
-            gc.freeze()
-            return worker
-
-        consume_mod.make_worker = make_worker_frozen
-    unknown = wanted - {"slack-session", "no-done-check-first", "no-bucket", "diag", "gc-freeze"}
+    unknown = wanted - {"no-done-check-first", "no-bucket", "diag"}
     if unknown:
         raise SystemExit(f"unknown BENCH_VARIANT parts: {sorted(unknown)}")
 
