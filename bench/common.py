@@ -8,7 +8,6 @@ keys. Only 127.0.0.1 is contacted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tests.support.processes import free_port
+from tests.support.services import purge_namespace
 
 REPO = Path(__file__).resolve().parents[1]
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -427,60 +427,8 @@ def record_result(
 
 
 async def cleanup_namespace(namespace: str, partitions: int = 16) -> None:
-    """Delete the namespace's queues and exchanges and its Redis keys."""
-    import redis.asyncio as aioredis
-
-    from gateway.bus.topology import Topology
-
-    topo = Topology(namespace, partitions)
-    await delete_queues_and_exchanges(
-        AMQP_URL,
-        [spec.name for spec in topo.queues()],
-        [name for name, _ in topo.exchanges()],
-        connect_timeout=10,
-        queue_timeout=10,
-    )
-    r = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        batch: list[Any] = []
-        async for key in r.scan_iter(match=f"{namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                await r.unlink(*batch)
-                batch = []
-        if batch:
-            await r.unlink(*batch)
-    finally:
-        await r.aclose()
-
-
-async def delete_queues_and_exchanges(
-    amqp_url: str,
-    queues: Iterable[str],
-    exchanges: Iterable[str],
-    *,
-    connect_timeout: float | None = None,
-    queue_timeout: float | None = None,
-) -> None:
-    """Delete these queues, then these exchanges (a channel each; what fails is skipped)."""
-    import aio_pika
-
-    conn = await aio_pika.connect(amqp_url, timeout=connect_timeout)
-    try:
-        for name in queues:
-            ch = await conn.channel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ch.queue_delete(name), queue_timeout)
-            with contextlib.suppress(Exception):
-                await ch.close()
-        for name in exchanges:
-            ch = await conn.channel()
-            with contextlib.suppress(Exception):
-                await ch.exchange_delete(name)
-            with contextlib.suppress(Exception):
-                await ch.close()
-    finally:
-        await conn.close()
+    """Delete the namespace's queues and exchanges and its Redis keys (on the benchmark's services)."""
+    await purge_namespace(namespace, partitions, amqp_url=AMQP_URL, redis_url=REDIS_URL, timeout=10)
 
 
 async def message_counts(amqp_url: str, names: Iterable[str], *, timeout: float | None = None) -> dict[str, int]:

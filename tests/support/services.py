@@ -6,6 +6,7 @@ skipped with a one-line reason.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -56,8 +57,19 @@ def service_env(
     return env
 
 
-async def purge_namespace(namespace: str, partitions: int = 16) -> None:
-    """Delete every queue, exchange and key a test created under ``namespace``."""
+async def purge_namespace(
+    namespace: str,
+    partitions: int = 16,
+    *,
+    amqp_url: str = AMQP_URL,
+    redis_url: str = REDIS_URL,
+    timeout: float = 5.0,
+) -> None:
+    """Delete every queue, exchange and key created under ``namespace`` (tests and benchmarks).
+
+    Best effort: what cannot be deleted (a service away, a queue already gone) is skipped, and each
+    broker operation is bounded by ``timeout``.
+    """
     import aio_pika
     import redis.asyncio as aioredis
 
@@ -65,34 +77,32 @@ async def purge_namespace(namespace: str, partitions: int = 16) -> None:
 
     topo = Topology(namespace, partitions)
     try:
-        conn = await aio_pika.connect(AMQP_URL, timeout=5)
+        conn = await aio_pika.connect(amqp_url, timeout=timeout)
     except Exception:
         conn = None
     if conn is not None:
         async with conn:
-            for spec in topo.queues():
+            deletions = [("queue_delete", spec.name) for spec in topo.queues()]
+            deletions += [("exchange_delete", name) for name, _ in topo.exchanges()]
+            for method, name in deletions:  # a channel each: a failed delete closes its channel
                 channel = await conn.channel()
                 try:
-                    await channel.queue_delete(spec.name)
+                    await asyncio.wait_for(getattr(channel, method)(name), timeout)
                 except Exception:
                     pass
                 finally:
                     if not channel.is_closed:
                         await channel.close()
-            for name, _ in topo.exchanges():
-                channel = await conn.channel()
-                try:
-                    await channel.exchange_delete(name)
-                except Exception:
-                    pass
-                finally:
-                    if not channel.is_closed:
-                        await channel.close()
-    client = aioredis.Redis.from_url(REDIS_URL)
+    client = aioredis.Redis.from_url(redis_url)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{namespace}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch = []
+        if batch:
+            await client.unlink(*batch)
     except Exception:
         pass
     finally:
