@@ -62,7 +62,7 @@ TEXT = "Could you check the status of order A-{n} and tell me when it ships? Tha
 async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
     import redis.asyncio as aioredis
 
-    from agents.context import Turn
+    from agents.context import Turn, history_key
 
     items = [
         Turn(
@@ -73,7 +73,7 @@ async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
     r = aioredis.Redis.from_url(REDIS_URL)
     try:
         for key in keys:
-            k = f"{namespace}:hist:{agent}:{key}"
+            k = f"{namespace}:{history_key(agent, key)}"
             pipe = r.pipeline(transaction=False)
             pipe.delete(k)
             for i in range(0, n, 1000):
@@ -85,6 +85,7 @@ async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
 
 async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid: int) -> dict[str, Any]:
     from agents.agent import Agent
+    from agents.context import history_key
     from agents.echo import EchoAgent
     from agents.registry import AgentFactory
     from consumers.deadletter import DeadLetters
@@ -211,7 +212,7 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
         lens = {}
         for agent, length, key, _ in convs:
             if f"{agent}/{length}" not in lens:
-                lens[f"{agent}/{length}"] = await store.length(f"hist:{agent}:{key}")
+                lens[f"{agent}/{length}"] = await store.length(history_key(agent, key))
         dead = metrics.dead_letters.labels("dispatch")._value.get() - dead_before
         errors = sum(metrics.turns.labels(a, "error")._value.get() for a in args.agents.split(","))
     finally:
