@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway import logs, tracing
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StoppedWhileConnecting
 from gateway.settings import Settings
 
 #: Commands that take part in a trace (the others only read or inspect).
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    except StoppedWhileConnecting:
+        print("gateway: stopped before the broker answered; nothing was accepted", file=sys.stderr)
+        return 0
     except KeyboardInterrupt:
         return 130
     finally:

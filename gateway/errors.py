@@ -77,3 +77,7 @@ class RateLimited(SendError):
     def __init__(self, reason: str, *, platform: str, retry_after: float) -> None:
         super().__init__(reason, platform=platform, retryable=True)
         self.retry_after = retry_after
+
+
+class StoppedWhileConnecting(Exception):
+    """SIGTERM or Ctrl-C arrived while the broker was still unreachable at start-up."""

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 import structlog
 
 from connectors import Registry, build_registry
+from gateway.backoff import Backoff
 from gateway.bus.amqp import AmqpBus
 from gateway.bus.base import Bus
+from gateway.bus.diagnose import describe
 from gateway.bus.memory import MemoryBus
 from gateway.bus.topology import Topology
 from gateway.config import GatewayFile
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StoppedWhileConnecting
 from gateway.ingest import Ingestor
 from gateway.metrics import Metrics
 from gateway.publish import Publisher
@@ -82,31 +84,44 @@ def require_services(settings: Settings, command: str) -> None:
         )
 
 
-async def connect_bus(bus: Bus, *, retry_every: float = 2.0, attempts: int | None = None) -> None:
-    """Connect, retrying while the broker is down (HTTP answers 503 meanwhile)."""
-    n = 0
+async def connect_bus(
+    bus: Bus,
+    *,
+    stop: asyncio.Event | None = None,
+    backoff: Backoff | None = None,
+    attempts: int | None = None,
+) -> None:
+    """Connect, retrying with exponential backoff while the broker is down (HTTP answers 503 meanwhile).
+
+    ``stop`` (set by SIGTERM/SIGINT) ends the wait at once with :class:`StoppedWhileConnecting`.
+    """
+    backoff = backoff or Backoff(base=1.0, cap=30.0)
+    stopping = stop or asyncio.Event()
     while True:
-        n += 1
         try:
             await bus.start()
-            if n > 1:
-                log.info("broker_connected", attempts=n)
+            if backoff.failures:
+                log.info("broker_connected", attempts=backoff.failures + 1)
             return
         except Exception as exc:
-            if attempts is not None and n >= attempts:
+            if attempts is not None and backoff.failures + 1 >= attempts:
                 raise
-            if n == 1 or n % 15 == 0:
-                log.warning(
-                    "broker_unreachable",
-                    error=str(exc),
-                    retry_in=retry_every,
-                    hint="check AMQP_URL and that RabbitMQ is running",
-                )
-            await asyncio.sleep(retry_every)
+            delay = backoff.next_delay()
+            log.warning("broker_unreachable", error=describe(exc), attempt=backoff.failures, retry_in=round(delay, 1))
+        if stopping.is_set():
+            raise StoppedWhileConnecting
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+        if stopping.is_set():
+            raise StoppedWhileConnecting
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, *, block_until_connected: bool = True) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, *, block_until_connected: bool = True, stop: asyncio.Event | None = None
+) -> AsyncIterator[Runtime]:
+    """The assembled parts. With ``block_until_connected`` it returns only once the broker answered; a
+    ``stop`` set meanwhile raises :class:`StoppedWhileConnecting` (nothing was accepted yet)."""
     file = settings.load_file()
     bus = make_bus(settings)
     store = make_store(settings)
@@ -124,13 +139,20 @@ async def open_runtime(settings: Settings, *, block_until_connected: bool = True
     )
     connecting: asyncio.Task[None] | None = None
     if block_until_connected:
-        await connect_bus(bus)
+        try:
+            await connect_bus(bus, stop=stop)
+        except BaseException:
+            await bus.close()
+            await store.close()
+            raise
     else:
-        connecting = asyncio.create_task(connect_bus(bus))
+        connecting = asyncio.create_task(connect_bus(bus, stop=stop))
     try:
         yield rt
     finally:
         if connecting is not None:
             connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
         await bus.close()
         await store.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
+from gateway.errors import ConfigError
 from gateway.http import STATE
 
 log = structlog.get_logger(__name__)
@@ -32,6 +34,7 @@ async def serve_http(
     on_drain: Callable[[], Awaitable[None]] | None = None,
     grace: float = 20.0,
     drain_delay: float = 0.0,
+    port_setting: str = "GATEWAY_PORT",
 ) -> None:
     """Serve until ``stop``; then report not-ready, run ``on_drain`` and close within ``grace``.
 
@@ -41,7 +44,15 @@ async def serve_http(
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=min(grace, 10.0))
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use: set {port_setting} to a free port") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): check GATEWAY_HOST and {port_setting}"
+        ) from None
     log.info("listening", url=f"http://{host}:{port}")
     await stop.wait()
     app[STATE].draining = True

@@ -318,7 +318,10 @@ def py312_python() -> Path:
     """CPython 3.12 (pyenv) with the same pinned packages as the project's venv, created on first use."""
     python = PY312_VENV / "bin" / "python"
     if not python.exists():
-        base = Path("/root/.pyenv/versions/3.12.1/bin/python")
+        found = os.environ.get("BENCH_PYTHON312") or shutil.which("python3.12")
+        if not found:
+            raise SystemExit("the py312 server needs CPython 3.12: put python3.12 on PATH or set BENCH_PYTHON312")
+        base = Path(found)
         subprocess.run([str(base), "-m", "venv", str(PY312_VENV)], check=True)
         freeze = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True, check=True)
         pins = [ln for ln in freeze.stdout.splitlines() if ln and not ln.startswith("-e") and "@ file" not in ln]

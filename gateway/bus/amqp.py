@@ -18,12 +18,14 @@ import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.connection import make_url
 from aio_pika.exceptions import AMQPError, DeliveryError
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
 from gateway.bus.acks import AckBatcher
 from gateway.bus.base import Delivery, Handler, QueueInfo
+from gateway.bus.reconnect import BackoffConnection
 from gateway.bus.topology import Topology
 from gateway.errors import PublishError
 
@@ -178,9 +180,10 @@ class AmqpBus:
         self._ready = False
         if self._conn is not None:  # a retried start must not leave the previous connection reconnecting forever
             await self.close()
-        self._conn = await aio_pika.connect_robust(
-            self._url, timeout=self._timeout, client_properties={"connection_name": "chat-gateway"}
-        )
+        # The connection object exists before it connects, so a start cancelled mid-handshake (SIGTERM
+        # while the broker is unreachable) leaves nothing reconnecting behind: close() closes it.
+        self._conn = BackoffConnection(make_url(self._url), client_properties={"connection_name": "chat-gateway"})
+        await self._conn.connect(timeout=self._timeout)
         self._conn.reconnect_callbacks.add(self._on_reconnect)
         declaring = await self._conn.channel(publisher_confirms=False)
         try:

@@ -45,7 +45,7 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
 async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "consume")
     stop = stop_event()
-    async with open_runtime(settings) as rt:
+    async with open_runtime(settings, stop=stop) as rt:
         worker = make_worker(rt)
         settle_heap()
         state = HttpState(bus=rt.bus, store=rt.store, metrics=rt.metrics, checks={"consumer": worker.ready})
@@ -53,10 +53,11 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
             await serve_http(
                 build_app(state, webhooks=False),
                 settings.host,
-                settings.port,
+                settings.consume_port,
                 stop,
                 on_drain=worker.shutdown,
                 grace=settings.shutdown_grace + 5,
+                port_setting="GATEWAY_CONSUME_PORT",
             )
     return 0
 
@@ -69,7 +70,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
             note="AMQP_URL/REDIS_URL unset: using the in-process bus and store. Accepted work is LOST on exit. "
             "Set both to run on RabbitMQ and Redis.",
         )
-    async with open_runtime(settings) as rt:
+    async with open_runtime(settings, stop=stop) as rt:
         state = ingress_state(rt)
         worker = make_worker(rt, console_fallback=True)
         state.checks["consumer"] = worker.ready

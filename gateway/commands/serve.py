@@ -32,7 +32,7 @@ def ingress_state(rt: Runtime) -> HttpState:
 async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "serve")
     stop = stop_event()
-    async with open_runtime(settings, block_until_connected=False) as rt:
+    async with open_runtime(settings, block_until_connected=False, stop=stop) as rt:
         state = ingress_state(rt)  # bad configuration fails here, before listening
         app = build_app(state)
         settle_heap()

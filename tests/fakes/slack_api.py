@@ -65,7 +65,7 @@ class FakeSlack(ChatFake):
         app.router.add_route("*", "/api/{method}", self._api)
 
     def rate_limit_response(self, method: str, retry_after: int) -> web.StreamResponse:
-        # /work/shared/fixtures/slack_429_response.json
+        # tests/fixtures/slack_429_response.json
         return json_response(
             {"ok": False, "error": "ratelimited"},
             status=429,

@@ -136,7 +136,7 @@ class FakeTelegram(ChatFake):
             self._updates_changed.set()
 
     def rate_limit_response(self, method: str, retry_after: int) -> web.StreamResponse:
-        # /work/shared/fixtures/telegram_429_response.json
+        # tests/fixtures/telegram_429_response.json
         return json_response(
             {
                 "ok": False,

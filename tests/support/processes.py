@@ -30,6 +30,7 @@ class GatewayProcess:
         self.port = free_port()
         self.name = name or command
         self.env = {**os.environ, **env, "GATEWAY_PORT": str(self.port), "GATEWAY_LOG_FORMAT": "json"}
+        self.env["GATEWAY_CONSUME_PORT"] = str(self.port)
         self.log_path = Path(tempfile.mkstemp(prefix=f"gw-{self.name}-", suffix=".log")[1])
         self.proc: asyncio.subprocess.Process | None = None
 

@@ -10,19 +10,8 @@ from typing import Any
 
 from connectors.base import InboundRequest
 
-
-def _fixtures() -> Path:
-    """``../shared/fixtures`` beside the repository (as on CI), else the workspace copy."""
-    for candidate in (
-        Path(__file__).resolve().parents[2].parent / "shared" / "fixtures",
-        Path("/work/shared/fixtures"),
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError("../shared/fixtures is missing: the tests need the recorded payloads and vectors")
-
-
-FIXTURES = _fixtures()
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+"""Recorded payloads and official vectors, with their provenance in ``tests/fixtures/README.md``."""
 
 
 def fixture_bytes(name: str) -> bytes:

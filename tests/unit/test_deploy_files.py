@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,13 @@ def _by_name(kind: str) -> dict[str, Doc]:
 
 def _deployments() -> dict[str, Doc]:
     return _by_name("Deployment")
+
+
+def _listen_port(role: str, env: Mapping[str, str | None]) -> int:
+    """serve (and dev) listen on GATEWAY_PORT, consume on GATEWAY_CONSUME_PORT."""
+    if role == "consume":
+        return int(env.get("GATEWAY_CONSUME_PORT") or _default("consume_port"))
+    return int(env.get("GATEWAY_PORT") or _default("port"))
 
 
 def _role_of(name: str) -> str:
@@ -317,7 +325,7 @@ def test_compose_stop_grace_exceeds_shutdown_grace_and_ports_match() -> None:
         grace = float(grace_env or _default("shutdown_grace"))
         stop = _duration_seconds(svc.get("stop_grace_period", "10s"))
         assert stop > grace, f"{name}: stop_grace_period {stop}s must exceed GATEWAY_SHUTDOWN_GRACE {grace}s"
-        port = int(env.get("GATEWAY_PORT") or _default("port"))
+        port = _listen_port(_role_of(name), env)
         if _role_of(name) == "serve":
             targets = [
                 p["target"] if isinstance(p, dict) else int(str(p).rsplit(":", 1)[-1]) for p in svc.get("ports", [])
@@ -419,7 +427,7 @@ def test_both_roles_have_a_deployment() -> None:
 def test_probes_hit_healthz_and_readyz_on_the_listening_port(name: str) -> None:
     container = _gateway_container(_deployments()[name])
     env = _container_env(container)
-    listen = int(env.get("GATEWAY_PORT") or _default("port"))
+    listen = _listen_port(_role_of(name), env)
     assert (env.get("GATEWAY_HOST") or ALL_INTERFACES) in (ALL_INTERFACES, "::"), "listen on all interfaces"
     liveness, readiness = container["livenessProbe"], container["readinessProbe"]
     assert liveness["httpGet"]["path"] == "/healthz"
@@ -627,8 +635,7 @@ def test_dockerfile_entrypoint_env_and_healthcheck() -> None:
     assert by_kw["CMD"][-1].replace(" ", "") == '["serve"]'
     assert "8080" in by_kw["EXPOSE"][-1].split()
     health = by_kw["HEALTHCHECK"][-1]
-    assert "urllib" in health
-    assert "/healthz" in health
+    assert "gateway.healthcheck" in health
     env = dict(re.findall(r"(\w+)=(\S+)", " ".join(by_kw["ENV"])))
     assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
     assert env.get("PYTHONUNBUFFERED") == "1"
@@ -647,3 +654,18 @@ def test_dockerfile_copies_every_package_and_dockerignore_allows_them() -> None:
         assert re.search(rf"(^|\s){package}\s", copies), f"Dockerfile does not COPY {package}/"
         assert f"!{package}/" in ignore or f"!{package}" in ignore, f"dockerignore excludes {package}/"
     assert "!pyproject.toml" in ignore
+
+
+def test_the_example_gateway_toml_exists_once() -> None:
+    """The ConfigMap carries deploy/gateway.example.toml verbatim: one example, never two that drift apart."""
+    example = EXAMPLE_TOML.read_text(encoding="utf-8")
+    tomls = [cm["data"]["gateway.toml"] for cm in _objects("ConfigMap") if "gateway.toml" in cm.get("data", {})]
+    assert tomls == [example]
+    others = [p for p in ROOT.rglob("*.toml") if p.name != "pyproject.toml" and ".venv" not in p.parts]
+    assert others == [EXAMPLE_TOML]
+
+
+def test_compose_does_not_take_the_host_ports_of_rabbitmq_and_redis() -> None:
+    services = _compose()["services"]
+    for name in ("rabbitmq", "redis"):
+        assert not services[name].get("ports"), f"{name} binds host ports: it collides with a local {name}"

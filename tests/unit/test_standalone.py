@@ -1,0 +1,55 @@
+"""The repository stands alone: no file in it points outside it or at one machine's absolute paths."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# ../shared (the steering folder beside a checkout) and absolute paths of a developer's or CI's machine.
+OUTSIDE = re.compile(r"\.\./shared|/work/|/root/|/home/[a-z]|/Users/[A-Za-z]|C:\\\\Users")
+
+
+def tracked_text_files() -> list[Path]:
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    files = []
+    for name in filter(None, out):
+        path = REPO / name
+        if path.is_file() and b"\0" not in path.read_bytes()[:4096]:
+            files.append(path)
+    return files
+
+
+def test_no_file_refers_outside_the_repository() -> None:
+    files = tracked_text_files()
+    assert len(files) > 100, "git ls-files found too few files: is this a checkout?"
+    offenders = [
+        f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+        for path in files
+        if path.name != "test_standalone.py"
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert offenders == []
+
+
+def test_fixtures_live_in_the_repository_with_their_provenance() -> None:
+    fixtures = REPO / "tests" / "fixtures"
+    readme = (fixtures / "README.md").read_text()
+    names = sorted(p.name for p in fixtures.iterdir() if p.name != "README.md")
+    assert names, "tests/fixtures is empty"
+    assert [n for n in names if n not in readme] == []
+
+
+def test_license_matches_pyproject() -> None:
+    assert 'license = { text = "Apache-2.0" }' in (REPO / "pyproject.toml").read_text()
+    assert "Apache License" in (REPO / "LICENSE").read_text()[:200]
+    assert "Version 2.0" in (REPO / "LICENSE").read_text()[:200]
