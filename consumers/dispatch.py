@@ -27,6 +27,7 @@ from agents.context import Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
 from gateway import tracing
+from gateway.bounds import skip_label
 from gateway.bus.base import Delivery
 from gateway.errors import StoreUnavailable
 from gateway.events import SCHEMA_VERSION, Event, OutboundMessage
@@ -119,7 +120,7 @@ class Dispatcher:
             if event is None:
                 continue
             if not event.triggers_turn:
-                self._metrics.skipped.labels(event.skip_reason or str(event.kind)).inc()
+                self._metrics.skipped.labels(skip_label(event.skip_reason, str(event.kind))).inc()
                 await d.ack()
                 continue
             pending.append((d, event))

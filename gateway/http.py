@@ -20,6 +20,7 @@ from aiohttp import web
 from connectors import InboundRequest, Registry
 from connectors.base import ConnectorResult
 from gateway import tracing
+from gateway.bounds import clip
 from gateway.bus.base import Bus
 from gateway.errors import PayloadTooLarge, PublishError, RequestError, StoreUnavailable
 from gateway.events import Event
@@ -108,21 +109,25 @@ def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web
         connector = state.registry.get(platform) if state.registry else None
         if connector is None or not connector.handles(target):
             state.metrics.requests.labels(platform, "not_found").inc()
-            return _error(404, f"the {platform} connector is not enabled for {target!r}")
+            return _error(404, f"the {platform} connector is not enabled for {clip(target)!r}")
         try:
             body = await _read_body(request, state.max_body)
             headers = {k.lower(): v for k, v in request.headers.items()}
             result = connector.handle(InboundRequest(target, headers, body, time.time()))
         except RequestError as exc:
             state.metrics.requests.labels(platform, type(exc).__name__).inc()
-            log.info("request_refused", platform=platform, target=target, status=exc.status, reason=exc.reason)
+            log.info("request_refused", platform=platform, target=clip(target), status=exc.status, reason=exc.reason)
             return _error(exc.status, exc.reason)
         except Exception:  # a parser bug must not become a 500 the platform retries forever
             state.metrics.requests.labels(platform, "unparseable").inc()
-            log.exception("request_unparseable", platform=platform, target=target)
+            log.exception("request_unparseable", platform=platform, target=clip(target))
             return _error(400, "the payload could not be parsed")
         try:
             return await _ingest(state, platform, result)
+        except RequestError as exc:  # an event over the gateway's own limits (gateway/bounds.py)
+            state.metrics.requests.labels(platform, type(exc).__name__).inc()
+            log.warning("request_refused", platform=platform, target=clip(target), status=exc.status, reason=exc.reason)
+            return _error(exc.status, exc.reason)
         except (PublishError, StoreUnavailable) as exc:
             state.metrics.requests.labels(platform, "unavailable").inc()
             log.warning("event_not_queued", platform=platform, error=str(exc))

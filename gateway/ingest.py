@@ -13,6 +13,7 @@ from enum import StrEnum
 
 import structlog
 
+from gateway.bounds import check_event
 from gateway.events import Event
 from gateway.metrics import Metrics
 from gateway.publish import Publisher
@@ -48,6 +49,7 @@ class Ingestor:
 
         ``agent`` overrides the route's agent (dispatch from code names its agent).
         """
+        check_event(event)
         event = self._router.apply(event)
         if agent is not None and event.agent != agent:
             event = event.model_copy(update={"agent": agent})

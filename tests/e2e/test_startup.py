@@ -60,7 +60,9 @@ async def test_sigterm_stops_a_gateway_that_cannot_reach_its_broker(
 ) -> None:
     _, redis, namespace = services
     log = tmp_path / f"{command}.log"
-    env = readme_env(DEAD_BROKER, redis, namespace, GATEWAY_PORT=str(free_port()), GATEWAY_CONSUME_PORT=str(free_port()))
+    env = readme_env(
+        DEAD_BROKER, redis, namespace, GATEWAY_PORT=str(free_port()), GATEWAY_CONSUME_PORT=str(free_port())
+    )
     proc = await spawn(command, env, log)
     try:
         await eventually(log.read_text, until=lambda t: "broker_unreachable" in t, timeout=30, what="waiting line")
@@ -86,7 +88,9 @@ async def test_serve_and_consume_start_side_by_side_with_the_readme_environment(
     try:
         for probe, proc in zip(probes, procs, strict=True):
             probe.proc = proc
-            await eventually(lambda p=probe: p._status("/readyz"), until=lambda s: s == 200, timeout=30, what=probe.name)
+            await eventually(
+                lambda p=probe: p._status("/readyz"), until=lambda s: s == 200, timeout=30, what=probe.name
+            )
     finally:
         for proc in procs:
             if proc.returncode is None:
