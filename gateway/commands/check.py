@@ -8,6 +8,9 @@ from typing import Any
 
 from connectors import build_registry
 from gateway import tracing
+from gateway.bus.diagnose import describe
+from gateway.commands import secret_policy
+from gateway.config import GatewayFile
 from gateway.errors import ConfigError
 from gateway.runtime import make_bus, make_store
 from gateway.settings import Settings
@@ -27,7 +30,7 @@ async def _reach_bus(settings: Settings) -> bool:
         _line(True, f"RabbitMQ reachable; topology declared under namespace {settings.namespace!r}")
         return True
     except Exception as exc:
-        _line(False, f"RabbitMQ at AMQP_URL is not reachable or refused the topology: {exc!r}")
+        _line(False, f"RabbitMQ at AMQP_URL: {describe(exc)}")
         return False
     finally:
         await bus.close()
@@ -63,13 +66,31 @@ def _tracing(settings: Settings) -> bool:
     return True
 
 
+def _secrets(file: GatewayFile) -> bool:
+    found = secret_policy.problems(file, strict=True)
+    for line in found:
+        _line(False, line)
+    if not found:
+        _line(True, "secrets: no placeholder, none too short for serve and consume")
+    return not found
+
+
 async def run_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Every check runs, whatever failed before it: one run lists every problem."""
     ok = True
     try:
         file = settings.load_file()
+    except ConfigError as exc:
+        _line(False, str(exc))
+        ok, file = False, GatewayFile()
+    try:
         registry = build_registry(settings, file)
         for note in registry.notes:
             _line(True, note)
+    except ConfigError as exc:
+        _line(False, str(exc))
+        ok = False
+    try:
         from agents.registry import load_agents
 
         agents = load_agents(settings, file)
@@ -77,6 +98,7 @@ async def run_check(settings: Settings, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _line(False, str(exc))
         ok = False
+    ok &= _secrets(file)
     ok &= _tracing(settings)
     ok &= await _reach_bus(settings)
     ok &= await _reach_store(settings)

@@ -11,6 +11,7 @@ from agents.registry import load_agents
 from connectors.console import ConsoleSender
 from consumers.senders import build_senders
 from consumers.worker import ConsumerWorker
+from gateway.commands import secret_policy
 from gateway.commands.serve import ingress_state
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
@@ -44,6 +45,7 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
 
 async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "consume")
+    secret_policy.enforce(settings.load_file(), "consume")
     stop = stop_event()
     async with open_runtime(settings, stop=stop) as rt:
         worker = make_worker(rt)
@@ -63,6 +65,7 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    secret_policy.enforce(settings.load_file(), "dev")
     stop = stop_event()
     if settings.amqp_url is None or settings.redis_url is None:
         log.warning(

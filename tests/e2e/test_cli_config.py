@@ -37,7 +37,7 @@ async def test_check_passes_with_services_and_names_what_is_enabled(services: tu
     env = {
         "AMQP_URL": amqp,
         "REDIS_URL": redis,
-        "SLACK_SIGNING_SECRET": "check-secret-9f3a",
+        "SLACK_SIGNING_SECRET": "check-slack-signing-secret-9f3a0123",
         "GATEWAY_NAMESPACE": namespace,
     }
     result = gateway("check", env=env)
@@ -46,7 +46,7 @@ async def test_check_passes_with_services_and_names_what_is_enabled(services: tu
     assert "TELEGRAM_BOT_TOKEN is not set: the Telegram bot 'default' is disabled (404)" in result.stdout
     assert "RabbitMQ reachable" in result.stdout
     assert "Redis reachable" in result.stdout
-    assert "check-secret-9f3a" not in result.stdout + result.stderr
+    assert "check-slack-signing-secret-9f3a0123" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
