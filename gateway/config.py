@@ -93,7 +93,7 @@ class AgentConfig(_Strict):
 
 
 class RouteConfig(_Strict):
-    platform: Literal["slack", "telegram", "webhook"]
+    platform: Literal["slack", "telegram", "webhook", "web"]
     #: Slack team, Telegram bot name or webhook source; None matches any.
     bot: str | None = None
     #: Slack channel id or Telegram chat id; None matches any.
@@ -111,9 +111,44 @@ class WebhookSection(_Strict):
     sources: dict[str, WebhookSourceConfig] = Field(default_factory=dict)
 
 
+class WebSiteConfig(_Strict):
+    """A site that embeds the chat. Its visitor tokens are signed with ``secret_env`` (default:
+    ``GATEWAY_WEB_SECRET``), so the site's own server can mint them for its logged-in users."""
+
+    secret_env: str | None = None
+    #: Origins allowed to call the API from a browser (``https://shop.example.com``); the gateway's own
+    #: origin is always allowed.
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    def secret(self, name: str) -> SecretStr | None:
+        return _secret_from_env(self.secret_env, f"web site {name!r} secret")
+
+
+class WebAppConfig(_Strict):
+    """An app using the API with a key (``Authorization: Bearer ...``): conversations ``web:{app}:*``."""
+
+    key_env: str
+
+    def key(self, name: str) -> SecretStr:
+        secret = _secret_from_env(self.key_env, f"web app {name!r} API key")
+        assert secret is not None
+        return secret
+
+
+class WebSection(_Strict):
+    sites: dict[str, WebSiteConfig] = Field(default_factory=dict)
+    apps: dict[str, WebAppConfig] = Field(default_factory=dict)
+    #: Messages per second and burst per visitor or app key.
+    rate: float = 1.0
+    burst: float = 5.0
+    #: Longest message text accepted from a browser or app.
+    max_text: int = 4000
+
+
 class GatewayFile(_Strict):
     telegram: TelegramSection = Field(default_factory=TelegramSection)
     webhooks: WebhookSection = Field(default_factory=WebhookSection)
+    web: WebSection = Field(default_factory=WebSection)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
 

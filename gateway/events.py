@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
-Platform = Literal["slack", "telegram", "webhook"]
+Platform = Literal["slack", "telegram", "webhook", "web"]
 
 
 def new_id() -> str:

@@ -42,6 +42,8 @@ class HttpState:
     draining: bool = False
     #: Extra readiness checks (e.g. "consumer holds its leases"); name -> async check.
     checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
+    #: The web chat and app API (connectors/web), when enabled.
+    web: Any = None
 
 
 STATE = web.AppKey("state", HttpState)
@@ -166,6 +168,10 @@ def build_app(state: HttpState, *, webhooks: bool = True) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if webhooks and state.web is not None:
+        from connectors.web.routes import mount
+
+        mount(app, state.web)
     if webhooks:
         app.router.add_post("/slack/{endpoint}", _webhook("slack", "endpoint"))
         app.router.add_post("/telegram/{bot}", _webhook("telegram", "bot"))

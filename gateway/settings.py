@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     telegram_secret_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_SECRET_TOKEN"))
     telegram_api_url: str = Field("https://api.telegram.org", validation_alias=_env("TELEGRAM_API_URL"))
 
+    web_secret: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_WEB_SECRET"))
+
     config_path: Path | None = Field(None, validation_alias=_env("GATEWAY_CONFIG"))
     default_agent: str = Field("echo", validation_alias=_env("GATEWAY_DEFAULT_AGENT"))
 

@@ -3,6 +3,7 @@
     {ns}.events   direct ─ key "{p}" ─▶ {ns}.dispatch.{p}   quorum, single-active-consumer
     {ns}.outbound direct ─ key "{p}" ─▶ {ns}.outbound.{p}   quorum, single-active-consumer
     {ns}.dead     fanout ────────────▶ {ns}.dead            quorum
+    {ns}.web      fanout ─▶ every serve process's own exclusive queue (web chat: "a reply is ready")
     tails bind their own exclusive, auto-deleted, length-capped queues to all three.
 
 An outbound message uses its conversation's partition, so the process that owns
@@ -50,6 +51,10 @@ class Topology:
         return f"{self.namespace}.dead"
 
     @property
+    def web_exchange(self) -> str:
+        return f"{self.namespace}.web"
+
+    @property
     def dead_queue(self) -> str:
         return f"{self.namespace}.dead"
 
@@ -68,6 +73,7 @@ class Topology:
             (self.events_exchange, "direct"),
             (self.outbound_exchange, "direct"),
             (self.dead_exchange, "fanout"),
+            (self.web_exchange, "fanout"),
         ]
 
     def queues(self) -> list[QueueSpec]:

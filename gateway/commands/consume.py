@@ -9,6 +9,7 @@ import structlog
 
 from agents.registry import load_agents
 from connectors.console import ConsoleSender
+from connectors.web.sender import WebSender
 from consumers.senders import build_senders
 from consumers.worker import ConsumerWorker
 from gateway.commands import secret_policy
@@ -24,6 +25,7 @@ log = structlog.get_logger(__name__)
 def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorker:
     agents = load_agents(rt.settings, rt.file)
     senders = build_senders(rt.settings, rt.file)
+    senders["web"] = WebSender(rt.store, rt.bus)  # web replies: a transcript entry and a hint to serve
     for platform in ("slack", "telegram", "webhook"):
         if platform in senders:
             continue
@@ -74,7 +76,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
             "Set both to run on RabbitMQ and Redis.",
         )
     async with open_runtime(settings, stop=stop) as rt:
-        state = ingress_state(rt)
+        state = ingress_state(rt, dev=True)
         worker = make_worker(rt, console_fallback=True)
         state.checks["consumer"] = worker.ready
         settle_heap()

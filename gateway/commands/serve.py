@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 
+from connectors.web.setup import build_web
 from gateway.commands import secret_policy
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
@@ -16,16 +17,19 @@ from gateway.settings import Settings
 log = structlog.get_logger(__name__)
 
 
-def ingress_state(rt: Runtime) -> HttpState:
+def ingress_state(rt: Runtime, *, dev: bool = False) -> HttpState:
     registry = rt.registry()
     for note in registry.notes:
         log.info("connector", note=note)
+    ingestor = rt.ingestor()
+    web = build_web(rt.settings, rt.file, bus=rt.bus, store=rt.store, ingestor=ingestor, metrics=rt.metrics, dev=dev)
     return HttpState(
+        web=web,
         bus=rt.bus,
         store=rt.store,
         metrics=rt.metrics,
         registry=registry,
-        ingestor=rt.ingestor(),
+        ingestor=ingestor,
         max_body=rt.settings.max_body_bytes,
     )
 

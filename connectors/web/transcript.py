@@ -1,0 +1,53 @@
+"""A web conversation's transcript: what the page shows after a reload, and where a reconnect resumes.
+
+A Redis list per conversation (the last ``KEEP`` entries), each entry one JSON object with a stable
+``id`` (the inbound event's id for the visitor's own message, the outbound message's id for a reply).
+Delivery to the browser is at-least-once: a client resumes "after id X" and de-duplicates by id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from gateway.bus.base import Bus
+from gateway.errors import PublishError
+from gateway.store.base import Store
+
+KEEP = 200
+
+
+def transcript_key(conversation_key: str) -> str:
+    return f"web:transcript:{conversation_key}"
+
+
+def entry(entry_id: str, role: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"id": entry_id, "role": role, "text": text, "at": round(time.time(), 3), **extra}
+
+
+async def append(store: Store, bus: Bus, conversation_key: str, item: dict[str, Any]) -> None:
+    """Record ``item``, then tell every serve process (the fanout exchange) that the conversation moved."""
+    await store.push(transcript_key(conversation_key), [json.dumps(item, separators=(",", ":"))], KEEP)
+    await announce(bus, conversation_key, {"type": "changed"})
+
+
+async def announce(bus: Bus, conversation_key: str, note: dict[str, Any]) -> None:
+    """A hint without state (``changed``, ``typing``): listeners re-read the transcript on ``changed``."""
+    body = json.dumps({"key": conversation_key, **note}, separators=(",", ":")).encode()
+    try:
+        await bus.publish(bus.topology.web_exchange, "", body)
+    except PublishError:
+        # No serve process is listening (unroutable), or the broker is away: the entry is in the
+        # transcript, and listeners re-read it at their next heartbeat or reconnect.
+        pass
+
+
+async def read_after(store: Store, conversation_key: str, last_id: str | None) -> list[dict[str, Any]]:
+    """Entries after ``last_id`` (all of them when it is unknown or None), oldest first."""
+    items = [json.loads(raw) for raw in await store.tail(transcript_key(conversation_key), KEEP)]
+    if last_id:
+        for i, item in enumerate(items):
+            if item.get("id") == last_id:
+                return items[i + 1 :]
+    return items
