@@ -7,6 +7,7 @@ Delivery to the browser is at-least-once: a client resumes "after id X" and de-d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -35,12 +36,10 @@ async def append(store: Store, bus: Bus, conversation_key: str, item: dict[str, 
 async def announce(bus: Bus, conversation_key: str, note: dict[str, Any]) -> None:
     """A hint without state (``changed``, ``typing``): listeners re-read the transcript on ``changed``."""
     body = json.dumps({"key": conversation_key, **note}, separators=(",", ":")).encode()
-    try:
+    # No serve process listening (unroutable), or the broker away: the entry is in the transcript, and
+    # listeners re-read it at their next heartbeat or reconnect.
+    with contextlib.suppress(PublishError):
         await bus.publish(bus.topology.web_exchange, "", body)
-    except PublishError:
-        # No serve process is listening (unroutable), or the broker is away: the entry is in the
-        # transcript, and listeners re-read it at their next heartbeat or reconnect.
-        pass
 
 
 async def read_after(store: Store, conversation_key: str, last_id: str | None) -> list[dict[str, Any]]:
