@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from agents.registry import load_agents
+from connectors import secret_policy
 from connectors.console import ConsoleSender
 from consumers.senders import build_senders
 from consumers.worker import ConsumerWorker
@@ -44,6 +45,7 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
 
 async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "consume")
+    secret_policy.enforce(settings, settings.load_file(), command="consume")
     stop = stop_event()
     async with open_runtime(settings) as rt:
         worker = make_worker(rt)
@@ -62,6 +64,8 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    for warning in secret_policy.enforce(settings, settings.load_file(), command="dev"):
+        log.warning("weak_secret", note=warning)
     stop = stop_event()
     if settings.amqp_url is None or settings.redis_url is None:
         log.warning(
