@@ -182,3 +182,38 @@ async def test_the_readme_dev_example_keeps_working_with_a_warning() -> None:
         assert "dev-secret" not in dev.logs()
     finally:
         assert await dev.terminate() == 0
+
+
+def test_check_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    config = toml(
+        tmp_path,
+        '[webhooks.sources.shop]\nsecret_env = "NOT_SET_ANYWHERE"\n'
+        '[agents.a]\npath = "no_such_module:agent"\n'
+        '[agents.b]\npath = "examples.support_agent:missing"\n'
+        '[[routes]]\nplatform = "slack"\nagent = "ghost"\n',
+    )
+    env = {
+        "GATEWAY_CONFIG": config,
+        "TELEGRAM_BOT_TOKEN": "REPLACE_ME",
+        "TELEGRAM_SECRET_TOKEN": "changeme",
+        "GATEWAY_TRACING": "bogus",
+        "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    result = gateway("check", env=env)
+    assert result.returncode == 1
+    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    expected = [
+        "TELEGRAM_BOT_TOKEN (Telegram bot token) looks like a placeholder",
+        "TELEGRAM_SECRET_TOKEN (Telegram secret token) looks like a placeholder",
+        "NOT_SET_ANYWHERE is not set",
+        "cannot import module 'no_such_module'",
+        "has no attribute 'missing'",
+        "agent 'ghost' is used but not defined",
+        "GATEWAY_TRACING",
+        "RabbitMQ",
+        "Redis",
+    ]
+    for text in expected:
+        assert sum(text in line for line in fails) == 1, (text, result.stdout)
+    assert len(fails) == len(expected), result.stdout
