@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     )
 
     host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST"))
-    port: int = Field(8080, validation_alias=_env("GATEWAY_PORT"))
+    port: int = Field(8080, ge=0, le=65535, validation_alias=_env("GATEWAY_PORT"))
+    #: ``gateway consume`` serves /healthz, /readyz and /metrics here, so it runs beside ``serve`` as is.
+    consume_port: int = Field(8081, ge=0, le=65535, validation_alias=_env("GATEWAY_CONSUME_PORT"))
     namespace: str = Field("gw", validation_alias=_env("GATEWAY_NAMESPACE"), pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     amqp_url: SecretStr | None = Field(None, validation_alias=_env("AMQP_URL"))
     redis_url: SecretStr | None = Field(None, validation_alias=_env("REDIS_URL"))

@@ -15,7 +15,7 @@ from consumers.worker import ConsumerWorker
 from gateway.commands.serve import ingress_state
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
-from gateway.server import serve_http, stop_event
+from gateway.server import ensure_port_free, serve_http, stop_event
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -46,6 +46,7 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
 async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "consume")
     secret_policy.enforce(settings, settings.load_file(), command="consume")
+    ensure_port_free(settings.host, settings.consume_port, "GATEWAY_CONSUME_PORT")
     stop = stop_event()
     async with open_runtime(settings) as rt:
         worker = make_worker(rt)
@@ -55,8 +56,9 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
             await serve_http(
                 build_app(state, webhooks=False),
                 settings.host,
-                settings.port,
+                settings.consume_port,
                 stop,
+                port_variable="GATEWAY_CONSUME_PORT",
                 on_drain=worker.shutdown,
                 grace=settings.shutdown_grace + 5,
             )
@@ -66,6 +68,7 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     for warning in secret_policy.enforce(settings, settings.load_file(), command="dev"):
         log.warning("weak_secret", note=warning)
+    ensure_port_free(settings.host, settings.port, "GATEWAY_PORT")
     stop = stop_event()
     if settings.amqp_url is None or settings.redis_url is None:
         log.warning(

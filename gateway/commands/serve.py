@@ -10,7 +10,7 @@ import structlog
 from connectors import secret_policy
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
-from gateway.server import serve_http, stop_event
+from gateway.server import ensure_port_free, serve_http, stop_event
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,7 @@ def ingress_state(rt: Runtime) -> HttpState:
 async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "serve")
     secret_policy.enforce(settings, settings.load_file(), command="serve")
+    ensure_port_free(settings.host, settings.port, "GATEWAY_PORT")
     stop = stop_event()
     async with open_runtime(settings, block_until_connected=False) as rt:
         state = ingress_state(rt)  # bad configuration fails here, before listening

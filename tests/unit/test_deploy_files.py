@@ -419,13 +419,16 @@ def test_both_roles_have_a_deployment() -> None:
 def test_probes_hit_healthz_and_readyz_on_the_listening_port(name: str) -> None:
     container = _gateway_container(_deployments()[name])
     env = _container_env(container)
-    listen = int(env.get("GATEWAY_PORT") or _default("port"))
+    variable, field = (
+        ("GATEWAY_CONSUME_PORT", "consume_port") if _role_of(name) == "consume" else ("GATEWAY_PORT", "port")
+    )
+    listen = int(env.get(variable) or _default(field))
     assert (env.get("GATEWAY_HOST") or ALL_INTERFACES) in (ALL_INTERFACES, "::"), "listen on all interfaces"
     liveness, readiness = container["livenessProbe"], container["readinessProbe"]
     assert liveness["httpGet"]["path"] == "/healthz"
     assert readiness["httpGet"]["path"] == "/readyz"
-    assert _probe_port(container, liveness) == listen, f"liveness port != GATEWAY_PORT {listen}"
-    assert _probe_port(container, readiness) == listen, f"readiness port != GATEWAY_PORT {listen}"
+    assert _probe_port(container, liveness) == listen, f"liveness port != {variable} {listen}"
+    assert _probe_port(container, readiness) == listen, f"readiness port != {variable} {listen}"
     if "startupProbe" in container:
         assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
         assert _probe_port(container, container["startupProbe"]) == listen
