@@ -8,6 +8,7 @@ gateway dlq       list | show | replay | purge dead letters
 gateway send      sign and post a sample event to a running gateway
 gateway status    queues, consumers, partitions, dead letters
 gateway check     validate configuration and reach the broker and Redis
+gateway purge     delete a namespace's queues, exchanges and Redis keys (needs --yes)
 """
 
 from __future__ import annotations
