@@ -95,7 +95,21 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("consume", help="dispatch and outbound workers (needs AMQP_URL and REDIS_URL)")
+    p = sub.add_parser(
+        "consume",
+        help="dispatch and outbound workers (needs AMQP_URL and REDIS_URL)",
+        description="Dispatch and outbound workers: take a fair share of the partitions (leases in Redis), run each "
+        "conversation's turns in order through its agent, and send the replies rate-limited and never twice. "
+        "Serves /healthz, /readyz and /metrics on GATEWAY_HOST:GATEWAY_CONSUME_PORT (127.0.0.1:8081), so it runs "
+        "beside `gateway serve` as is. Run up to GATEWAY_PARTITIONS of them. Needs AMQP_URL and REDIS_URL.",
+    )
     p.set_defaults(run=run_consume)
-    d = sub.add_parser("dev", help="ingress + consumers + sender in one process (in-process bus/store by default)")
+    d = sub.add_parser(
+        "dev",
+        help="ingress + consumers + sender in one process (in-process bus/store by default)",
+        description="Ingress, consumers and senders in one process, on GATEWAY_HOST:GATEWAY_PORT (127.0.0.1:8080). "
+        "Without AMQP_URL and REDIS_URL it uses in-process twins of the bus and store (accepted work is lost on "
+        "exit); replies of platforms without credentials are printed. Short secrets are only warned about: "
+        "SLACK_SIGNING_SECRET=dev-secret gateway dev, then `gateway send slack hello` from another terminal.",
+    )
     d.set_defaults(run=run_dev)

@@ -23,6 +23,7 @@ from connectors.slack.verify import sign as slack_sign
 from connectors.webhooks import jsonpointer
 from connectors.webhooks.signing import secret_key, signature_headers
 from gateway import samples, tracing
+from gateway.commands.parsers import documented_parser
 from gateway.config import WebhookSourceConfig
 from gateway.errors import ConfigError
 from gateway.settings import Settings
@@ -103,7 +104,7 @@ async def run_send(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("send", help="sign and post a sample event to a running gateway")
+    p = documented_parser(sub, "send", help="sign and post a sample event to a running gateway", doc=__doc__)
     p.add_argument("--url", help="gateway base URL (default http://GATEWAY_HOST:GATEWAY_PORT)")
     platforms = p.add_subparsers(dest="platform", required=True)
     s = platforms.add_parser("slack", help="a Slack message event")
@@ -120,6 +121,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     w.add_argument("source")
     w.add_argument("text")
     w.add_argument("--customer", default="cus_dev")
+    s.description = (
+        "Sign a Slack Events API message event with SLACK_SIGNING_SECRET (v0 signature, current timestamp) and "
+        "POST it to /slack/events."
+    )
+    t.description = (
+        "POST a Telegram message update to /telegram/BOT with that bot's secret token (TELEGRAM_SECRET_TOKEN for "
+        "'default', the bot's secret_token_env from gateway.toml otherwise)."
+    )
+    w.description = (
+        "POST a Standard Webhooks event to /webhooks/SOURCE, signed with the first secret of SOURCE's secret_env; "
+        "the body puts the customer and text where SOURCE's customer_pointer and text_pointer say."
+    )
     for platform in (s, t, w):  # `gateway send slack "hi" --url URL` works too
         platform.add_argument("--url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(run=run_send)

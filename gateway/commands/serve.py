@@ -46,5 +46,13 @@ async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("serve", help="HTTP ingress only (needs AMQP_URL and REDIS_URL)")
+    p = sub.add_parser(
+        "serve",
+        help="HTTP ingress only (needs AMQP_URL and REDIS_URL)",
+        description="HTTP ingress: verify each webhook (Slack, Telegram, Standard Webhooks), normalize and "
+        "deduplicate it, publish it to RabbitMQ and answer 200 only once the broker confirmed (503 otherwise, so "
+        "the platform retries). Listens on GATEWAY_HOST:GATEWAY_PORT (127.0.0.1:8080); run as many as you like. "
+        "Needs AMQP_URL and REDIS_URL, and refuses placeholder or weak connector secrets (`gateway check` lists "
+        "them).",
+    )
     p.set_defaults(run=run_serve)
