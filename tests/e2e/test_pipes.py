@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,24 +41,22 @@ async def _dead_depth(amqp: str, namespace: str) -> int:
         await bus.close()
 
 
-async def _head_1(env: dict[str, str], *args: str) -> tuple[bytes, int, bytes]:
-    """`gateway ARGS | head -1`: read one line, close the pipe, let the command run into it."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        *args,
+def _head_1(env: dict[str, str], *args: str) -> tuple[bytes, int, bytes]:
+    """`gateway ARGS | head -1`: read one line (through an 8 KiB buffer, as head does), close the pipe."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", *args],
         env={**os.environ, **env},
         cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=8192,
     )
     assert proc.stdout is not None
     assert proc.stderr is not None
-    first = await asyncio.wait_for(proc.stdout.readline(), 60)
-    proc._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]  # head exits
-    err = await asyncio.wait_for(proc.stderr.read(), 60)
-    return first, await asyncio.wait_for(proc.wait(), 60), err
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    return first, proc.wait(timeout=60), err
 
 
 @pytest.mark.parametrize("args", [("dlq", "list"), ("dlq", "list", "--json")])
@@ -67,7 +66,7 @@ async def test_dlq_list_into_head_exits_quietly_and_gives_every_letter_back(
     amqp, redis, namespace = services
     await _dead_letters(amqp, namespace, LETTERS)
     env = {"AMQP_URL": amqp, "REDIS_URL": redis, "GATEWAY_NAMESPACE": namespace, "GATEWAY_LOG_FORMAT": "json"}
-    first, code, err = await _head_1(env, *args)
+    first, code, err = await asyncio.to_thread(_head_1, env, *args)
     assert first.strip()
     assert b"Traceback" not in err, err.decode()
     assert b"BrokenPipe" not in err, err.decode()
