@@ -53,10 +53,12 @@ class SessionContext:
     conversation_key: str
     store: Store
     state: dict[str, Any] = field(default_factory=dict)
+    #: Seconds the memory lives after its last write (``GATEWAY_MEMORY_TTL``); None: forever.
+    memory_ttl: float | None = None
 
     @property
     def memory(self) -> Memory:
-        return Memory(self.store, self.agent, self.conversation_key)
+        return Memory(self.store, self.agent, self.conversation_key, ttl=self.memory_ttl)
 
     async def history(self, n: int = 50) -> list[Turn]:
         return [Turn.from_json(r) for r in await self.store.tail(history_key(self.agent, self.conversation_key), n)]
@@ -73,7 +75,7 @@ class TurnContext(SessionContext):
         history_window: int,
         send_now: Callable[[OutboundMessage], Awaitable[None]],
     ) -> None:
-        super().__init__(session.agent, session.conversation_key, session.store, session.state)
+        super().__init__(session.agent, session.conversation_key, session.store, session.state, session.memory_ttl)
         self.events = events
         self.event = events[-1]
         self.history_window = history_window

@@ -2,6 +2,8 @@
 
 One conversation can never read another's: the namespace is fixed by the
 runtime from the turn's agent and conversation key, not chosen by the agent.
+With a ``ttl`` (``GATEWAY_MEMORY_TTL``) the whole memory of a conversation
+expires that long after its last write.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from typing import Any
 from gateway.store.base import Store
 
 
+def memory_key(agent: str, conversation_key: str) -> str:
+    return f"mem:{agent}:{conversation_key}"
+
+
 class Memory:
-    def __init__(self, store: Store, agent: str, conversation_key: str) -> None:
+    def __init__(self, store: Store, agent: str, conversation_key: str, *, ttl: float | None = None) -> None:
         self._store = store
-        self._key = f"mem:{agent}:{conversation_key}"
+        self._key = memory_key(agent, conversation_key)
+        self._ttl = ttl
 
     async def store(self, doc_id: str, content: str, **metadata: Any) -> None:
         doc = {"id": doc_id, "content": content, "metadata": metadata, "at": time.time()}
-        await self._store.hput(self._key, doc_id, json.dumps(doc))
+        await self._store.hput(self._key, doc_id, json.dumps(doc), ttl=self._ttl)
 
     async def retrieve(self, doc_id: str) -> dict[str, Any] | None:
         raw = await self._store.hget(self._key, doc_id)

@@ -85,17 +85,30 @@ def _builtins(settings: Settings) -> dict[str, Callable[[], Any]]:
 
 
 def load_agents(settings: Settings, file: GatewayFile) -> dict[str, AgentFactory]:
+    """Every agent, ready to serve; raises :class:`ConfigError` naming every broken one."""
+    agents, problems = agents_and_problems(settings, file)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return agents
+
+
+def agents_and_problems(settings: Settings, file: GatewayFile) -> tuple[dict[str, AgentFactory], list[str]]:
+    """The agents that load, and one message per one that does not (``gateway check`` prints them all)."""
     agents: dict[str, AgentFactory] = {}
+    problems: list[str] = []
     for name, make in _builtins(settings).items():
         agents[name] = AgentFactory(name, make())
     for name, spec in file.agents.items():
-        target = import_path(spec.path, f"agent {name!r}")
-        _check(name, target)
-        _configure(name, target, settings)
+        try:
+            target = import_path(spec.path, f"agent {name!r}")
+            _check(name, target)
+            _configure(name, target, settings)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
         agents[name] = AgentFactory(name, target)
     wanted = {settings.default_agent} | {r.agent for r in file.routes if r.agent}
-    for name in sorted(wanted):
-        if name not in agents:
-            hint = " (set GATEWAY_LLM_MODEL to enable 'llm')" if name == "llm" else ""
-            raise ConfigError(f"agent {name!r} is used but not defined; known: {', '.join(sorted(agents))}{hint}")
-    return agents
+    for name in sorted(wanted - agents.keys() - file.agents.keys()):
+        hint = " (set GATEWAY_LLM_MODEL to enable 'llm')" if name == "llm" else ""
+        problems.append(f"agent {name!r} is used but not defined; known: {', '.join(sorted(agents))}{hint}")
+    return agents, problems

@@ -290,7 +290,13 @@ def gateway_proc(
 ) -> Proc:
     """``python -m gateway.cli COMMAND`` (or ``launcher + [COMMAND]``) on a free port, JSON logs to a file."""
     port = free_port()
-    full = {**os.environ, **env, "GATEWAY_PORT": str(port), "GATEWAY_LOG_FORMAT": "json"}
+    full = {
+        **os.environ,
+        **env,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_CONSUME_PORT": str(port),
+        "GATEWAY_LOG_FORMAT": "json",
+    }
     return Proc(name, [*(launcher or [PY, "-m", "gateway.cli"]), command], full, log_dir, port=port)
 
 

@@ -69,11 +69,26 @@ def check_timestamp(raw: str | None, now: float, window: int, *, platform: str, 
     except ValueError as exc:
         raise BadSignature(f"{header} is not a Unix timestamp", platform=platform) from exc
     if abs(now - ts) > window:
-        raise StaleTimestamp(
-            f"{header} is {int(now - ts)} s from now, outside the {window} s replay window",
-            platform=platform,
-        )
+        raise StaleTimestamp(skew_message(header, ts - now, window), platform=platform)
     return ts
+
+
+def skew_message(header: str, skew: float, window: int) -> str:
+    """Say which way a timestamp is off: ``skew`` = timestamp - our clock, in seconds.
+
+    Positive: the sender's clock is ahead of ours (the timestamp is in our future); negative: the
+    request is old (a replay, a long delay, or the sender's clock is behind ours).
+    """
+    seconds = int(abs(skew))
+    if skew > 0:
+        return (
+            f"{header} is {seconds} s in the future: the sender's clock is {seconds} s ahead of this server's, "
+            f"outside the {window} s replay window (check NTP on both)"
+        )
+    return (
+        f"{header} is {seconds} s old: the sender's clock is {seconds} s behind this server's or the request "
+        f"is a replay, outside the {window} s replay window"
+    )
 
 
 def parse_json_object(body: bytes, *, platform: str) -> dict[str, Any]:

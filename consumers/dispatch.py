@@ -49,6 +49,8 @@ class DispatchConfig:
     retry_base: float = 1.0
     turn_timeout: float = 300.0
     history_window: int = 50
+    #: Seconds a conversation's history lives after its last turn (``GATEWAY_HISTORY_TTL``); None: forever.
+    history_ttl: float | None = None
 
 
 def turn_marker(agent: str, event: Event) -> str:
@@ -290,7 +292,14 @@ class Dispatcher:
         turns = [Turn("user", e.text, e.id, e.sender.id if e.sender else None).to_json() for e in events]
         turns += [Turn("assistant", m.text, m.event_id).to_json() for m in outbox if m.action == "reply"]
         markers = [turn_marker(agent, e) for e in events]
-        await self._store.push(history_key(agent, key), turns, HISTORY_KEEP, markers=markers, marker_ttl=DONE_TTL)
+        await self._store.push(
+            history_key(agent, key),
+            turns,
+            HISTORY_KEEP,
+            markers=markers,
+            marker_ttl=DONE_TTL,
+            ttl=self._cfg.history_ttl,
+        )
         recent = self._recent
         for marker in markers:
             recent[marker] = None

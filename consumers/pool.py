@@ -35,10 +35,17 @@ class Instance:
 
 class AgentPool:
     def __init__(
-        self, factories: dict[str, AgentFactory], store: Store, *, max_size: int = 10_000, idle_release: float = 1800.0
+        self,
+        factories: dict[str, AgentFactory],
+        store: Store,
+        *,
+        max_size: int = 10_000,
+        idle_release: float = 1800.0,
+        memory_ttl: float | None = None,
     ) -> None:
         self._factories = factories
         self._store = store
+        self._memory_ttl = memory_ttl
         self._max = max_size
         self._idle = idle_release
         self._instances: OrderedDict[tuple[str, str], Instance] = OrderedDict()
@@ -55,7 +62,7 @@ class AgentPool:
         inst = self._instances.get(ident)
         if inst is None:
             factory = self._factories[agent]
-            inst = Instance(factory.instance(), SessionContext(agent, key, self._store))
+            inst = Instance(factory.instance(), SessionContext(agent, key, self._store, memory_ttl=self._memory_ttl))
             self._instances[ident] = inst
             inst.busy += 1
             try:

@@ -67,7 +67,13 @@ class ConsumerWorker:
         self._bus = bus
         self._metrics = metrics
         self._senders = senders
-        self.pool = AgentPool(agents, store, max_size=settings.warm_pool, idle_release=settings.idle_release)
+        self.pool = AgentPool(
+            agents,
+            store,
+            max_size=settings.warm_pool,
+            idle_release=settings.idle_release,
+            memory_ttl=settings.memory_ttl or None,
+        )
         dead = DeadLetters(publisher, metrics)
         self.dispatcher = Dispatcher(
             publisher=publisher,
@@ -81,6 +87,7 @@ class ConsumerWorker:
                 retry_base=settings.retry_base,
                 turn_timeout=settings.turn_timeout,
                 history_window=settings.history_window,
+                history_ttl=settings.history_ttl or None,
             ),
         )
         self.sender = Sender(

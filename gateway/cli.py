@@ -8,12 +8,15 @@ gateway dlq       list | show | replay | purge dead letters
 gateway send      sign and post a sample event to a running gateway
 gateway status    queues, consumers, partitions, dead letters
 gateway check     validate configuration and reach the broker and Redis
+gateway purge     delete a namespace's queues, exchanges and Redis keys (needs --yes)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -40,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_STATUS = 128 + 13
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so nothing written later (or flushed at exit) hits the closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _install_uvloop() -> None:
     try:
         import uvloop
@@ -62,7 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in TRACED:
             tracing.setup(tracing.mode_from_env(settings.tracing), role=args.command)
-        return asyncio.run(run(settings, args))
+        status = asyncio.run(run(settings, args))
+        sys.stdout.flush()  # a closed pipe shows here, not as "Exception ignored" at exit
+        return status
+    except BrokenPipeError:
+        # `gateway dlq list | head -1`: the reader is gone. Commands give back what they held on the way
+        # out (the exception unwinds their context managers); exit like a tool killed by SIGPIPE.
+        silence_stdout()
+        return SIGPIPE_STATUS
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2

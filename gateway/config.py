@@ -44,13 +44,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def env_secret(var: str) -> SecretStr | None:
+    """The value of a variable that ``gateway.toml`` names; None when unset or empty."""
+    value = os.environ.get(var)
+    return SecretStr(value) if value else None
+
+
 def _secret_from_env(var: str | None, what: str) -> SecretStr | None:
     if var is None:
         return None
-    value = os.environ.get(var)
-    if not value:
+    secret = env_secret(var)
+    if secret is None:
         raise ConfigError(f"{what}: environment variable {var} is not set")
-    return SecretStr(value)
+    return secret
 
 
 class TelegramBotConfig(_Strict):

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("GATEWAY_PORT"))
+    #: ``gateway consume`` serves /healthz, /readyz and /metrics here, so it runs beside ``serve`` as is.
     consume_port: int = Field(8081, ge=0, le=65535, validation_alias=_env("GATEWAY_CONSUME_PORT"))
     namespace: str = Field("gw", validation_alias=_env("GATEWAY_NAMESPACE"), pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     amqp_url: SecretStr | None = Field(None, validation_alias=_env("AMQP_URL"))
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
     idle_release: float = Field(1800.0, gt=0, validation_alias=_env("GATEWAY_IDLE_RELEASE"))
     warm_pool: int = Field(10_000, ge=1, validation_alias=_env("GATEWAY_WARM_POOL"))
     history_window: int = Field(50, ge=0, validation_alias=_env("GATEWAY_HISTORY_WINDOW"))
+    #: Retention, refreshed by every write: a conversation's history and an agent's memory of it are
+    #: deleted this many seconds after their last turn or memory write. 0 keeps them forever.
+    history_ttl: float = Field(30 * 24 * 3600.0, ge=0, validation_alias=_env("GATEWAY_HISTORY_TTL"))
+    memory_ttl: float = Field(90 * 24 * 3600.0, ge=0, validation_alias=_env("GATEWAY_MEMORY_TTL"))
     turn_attempts: int = Field(3, ge=1, validation_alias=_env("GATEWAY_TURN_ATTEMPTS"))
     retry_base: float = Field(1.0, ge=0, validation_alias=_env("GATEWAY_RETRY_BASE"))
     send_attempts: int = Field(5, ge=1, validation_alias=_env("GATEWAY_SEND_ATTEMPTS"))

@@ -49,7 +49,7 @@ from bench.common import CLK, busy_cores, delete_queues_and_exchanges, machine_b
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 HOST = "127.0.0.1"
-SECRET = "bench-ingress-slack-signing-secret-01"
+SECRET = "bench-ingress-signing-secret-0032"
 TARGETS = ("bare-asyncio", "bare-uvloop", "full")
 #: Not in the default set: the bare server publishing like the gateway (16 partitions, its message shape).
 ANALYSIS_TARGETS = ("bare-16q", "bare-16q-gwmsg", "full-py312")

@@ -67,7 +67,7 @@ from bench.common import (
 )
 from tests.support.signing import slack_headers, slack_message
 
-SECRET = "bench-latency-slack-signing-secret-01"
+SECRET = "bench-latency-signing-secret-0032"
 TOKEN = "xoxb-test"
 CHANNELS = 100
 #: What is printed of each run as it finishes.

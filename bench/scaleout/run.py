@@ -41,7 +41,7 @@ from tests.support.processes import GatewayProcess
 from tests.support.services import AMQP_URL, REDIS_URL, new_namespace, purge_namespace
 from tests.support.signing import slack_headers
 
-SECRET = "scaleout-slack-signing-secret-0123456"
+SECRET = "scaleout-signing-secret-32-chars"
 PARTITIONS = 16
 
 

@@ -1,4 +1,10 @@
-"""``gateway check``: validate configuration and reach the broker and Redis."""
+"""``gateway check``: validate configuration and reach the broker and Redis.
+
+Every check runs, whatever an earlier one found: gateway.toml, each connector secret (placeholders
+and secrets too weak for ``serve``/``consume``; with neither AMQP_URL nor REDIS_URL set only ``dev``
+can run, so weak ones are warnings), the connectors, every agent, tracing, RabbitMQ and Redis.
+One line each: ``ok``, ``warn`` or ``FAIL``. Exit status 1 when any line is FAIL, else 0.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,19 @@ import argparse
 import asyncio
 from typing import Any
 
-from connectors import build_registry
+from agents.registry import agents_and_problems
+from connectors import build_registry, secret_policy
 from gateway import tracing
 from gateway.bus.diagnose import describe
-from gateway.commands import secret_policy
+from gateway.commands.parsers import documented_parser
 from gateway.config import GatewayFile
 from gateway.errors import ConfigError
 from gateway.runtime import make_bus, make_store
 from gateway.settings import Settings
 
 
-def _line(ok: bool, text: str) -> None:
-    print(f"{'ok  ' if ok else 'FAIL'}  {text}")
+def _line(ok: bool, text: str, *, warn: bool = False) -> None:
+    print(f"{'warn' if warn else 'ok  ' if ok else 'FAIL'}  {text}")
 
 
 async def _reach_bus(settings: Settings) -> bool:
@@ -66,39 +73,57 @@ def _tracing(settings: Settings) -> bool:
     return True
 
 
-def _secrets(file: GatewayFile) -> bool:
-    found = secret_policy.problems(file, strict=True)
-    for line in found:
-        _line(False, line)
-    if not found:
-        _line(True, "secrets: no placeholder, none too short for serve and consume")
-    return not found
-
-
-async def run_check(settings: Settings, args: argparse.Namespace) -> int:
-    """Every check runs, whatever failed before it: one run lists every problem."""
-    ok = True
+def _file(settings: Settings) -> GatewayFile | None:
     try:
         file = settings.load_file()
     except ConfigError as exc:
         _line(False, str(exc))
-        ok, file = False, GatewayFile()
+        return None
+    if settings.config_path is not None:
+        _line(True, f"GATEWAY_CONFIG {settings.config_path} read")
+    return file
+
+
+def _secrets(settings: Settings, file: GatewayFile) -> bool:
+    dev_only = settings.amqp_url is None and settings.redis_url is None
+    ok = True
+    for problem in secret_policy.audit(settings, file):
+        if problem.fatal(dev=dev_only):
+            _line(False, problem.message)
+            ok = False
+        else:
+            _line(True, f"{problem.message}: `gateway dev` accepts it, serve and consume refuse it", warn=True)
+    return ok
+
+
+def _connectors(settings: Settings, file: GatewayFile) -> bool:
     try:
         registry = build_registry(settings, file)
-        for note in registry.notes:
-            _line(True, note)
     except ConfigError as exc:
         _line(False, str(exc))
-        ok = False
-    try:
-        from agents.registry import load_agents
+        return False
+    for note in registry.notes:
+        _line(True, note)
+    return True
 
-        agents = load_agents(settings, file)
-        _line(True, f"agents: {', '.join(sorted(agents))} (default {settings.default_agent!r})")
-    except ConfigError as exc:
-        _line(False, str(exc))
-        ok = False
-    ok &= _secrets(file)
+
+def _agents(settings: Settings, file: GatewayFile) -> bool:
+    agents, problems = agents_and_problems(settings, file)
+    for problem in problems:
+        _line(False, problem)
+    _line(True, f"agents: {', '.join(sorted(agents))} (default {settings.default_agent!r})")
+    return not problems
+
+
+async def run_check(settings: Settings, args: argparse.Namespace) -> int:
+    file = _file(settings)
+    ok = file is not None
+    secrets_ok = _secrets(settings, file or GatewayFile())
+    if file is not None:
+        # With a refused secret the connectors are not built: its FAIL line above says why.
+        ok &= secrets_ok and _connectors(settings, file)
+        ok &= _agents(settings, file)
+    ok &= secrets_ok
     ok &= _tracing(settings)
     ok &= await _reach_bus(settings)
     ok &= await _reach_store(settings)
@@ -107,5 +132,5 @@ async def run_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("check", help="validate configuration and reach the broker and Redis")
+    p = documented_parser(sub, "check", help="validate configuration and reach the broker and Redis", doc=__doc__)
     p.set_defaults(run=run_check)

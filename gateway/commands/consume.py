@@ -8,15 +8,15 @@ from typing import Any
 import structlog
 
 from agents.registry import load_agents
+from connectors import secret_policy
 from connectors.console import ConsoleSender
 from connectors.web.sender import WebSender
 from consumers.senders import build_senders
 from consumers.worker import ConsumerWorker
-from gateway.commands import secret_policy
 from gateway.commands.serve import ingress_state
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
-from gateway.server import serve_http, stop_event
+from gateway.server import ensure_port_free, serve_http, stop_event
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,8 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
 
 async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "consume")
-    secret_policy.enforce(settings.load_file(), "consume")
+    secret_policy.enforce(settings, settings.load_file(), command="consume")
+    ensure_port_free(settings.host, settings.consume_port, "GATEWAY_CONSUME_PORT")
     stop = stop_event()
     async with open_runtime(settings, stop=stop) as rt:
         worker = make_worker(rt)
@@ -59,15 +60,17 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
                 settings.host,
                 settings.consume_port,
                 stop,
+                port_variable="GATEWAY_CONSUME_PORT",
                 on_drain=worker.shutdown,
                 grace=settings.shutdown_grace + 5,
-                port_setting="GATEWAY_CONSUME_PORT",
             )
     return 0
 
 
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
-    secret_policy.enforce(settings.load_file(), "dev")
+    for warning in secret_policy.enforce(settings, settings.load_file(), command="dev"):
+        log.warning("weak_secret", note=warning)
+    ensure_port_free(settings.host, settings.port, "GATEWAY_PORT")
     stop = stop_event()
     if settings.amqp_url is None or settings.redis_url is None:
         log.warning(
@@ -94,7 +97,21 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("consume", help="dispatch and outbound workers (needs AMQP_URL and REDIS_URL)")
+    p = sub.add_parser(
+        "consume",
+        help="dispatch and outbound workers (needs AMQP_URL and REDIS_URL)",
+        description="Dispatch and outbound workers: take a fair share of the partitions (leases in Redis), run each "
+        "conversation's turns in order through its agent, and send the replies rate-limited and never twice. "
+        "Serves /healthz, /readyz and /metrics on GATEWAY_HOST:GATEWAY_CONSUME_PORT (127.0.0.1:8081), so it runs "
+        "beside `gateway serve` as is. Run up to GATEWAY_PARTITIONS of them. Needs AMQP_URL and REDIS_URL.",
+    )
     p.set_defaults(run=run_consume)
-    d = sub.add_parser("dev", help="ingress + consumers + sender in one process (in-process bus/store by default)")
+    d = sub.add_parser(
+        "dev",
+        help="ingress + consumers + sender in one process (in-process bus/store by default)",
+        description="Ingress, consumers and senders in one process, on GATEWAY_HOST:GATEWAY_PORT (127.0.0.1:8080). "
+        "Without AMQP_URL and REDIS_URL it uses in-process twins of the bus and store (accepted work is lost on "
+        "exit); replies of platforms without credentials are printed. Short secrets are only warned about: "
+        "SLACK_SIGNING_SECRET=dev-secret gateway dev, then `gateway send slack hello` from another terminal.",
+    )
     d.set_defaults(run=run_dev)

@@ -132,6 +132,20 @@ async def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
             return 143
 
 
+ACTION_DESCRIPTIONS = {
+    "list": "List the dead letters (all, or those the FILTERs or IDs select): id, age, stage, reason, attempts, "
+    "conversation and text, then how many matched and the oldest age. Reads every letter and gives each back in "
+    "order; nothing is changed.",
+    "show": "Print one dead letter in full: where it failed and why (error, attempts, stage), its headers and its "
+    "body. Nothing is changed; exit status 1 when ID is not in the queue.",
+    "replay": "Republish the selected dead letters to where they failed (dispatch or outbound), oldest first; the "
+    "turn and sent markers keep anything from being posted twice. A letter with an older letter of its "
+    "conversation left in the queue is held back unless --allow-reorder. --dry-run says what would happen.",
+    "purge": "Delete dead letters: all, or those the IDs or FILTERs select, after asking (or with --yes). The "
+    "others stay in the queue, in order. `gateway purge` deletes the whole namespace instead.",
+}
+
+
 def _words(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="ID|FILTER", help="message ids from `list`, or FIELD=GLOB filters")
     p.epilog = (
@@ -162,4 +176,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     pg = actions.add_parser("purge", help="delete dead letters (all, or those selected) after confirmation")
     _words(pg)
     pg.add_argument("--yes", action="store_true", help="do not ask")
+    for action, description in ACTION_DESCRIPTIONS.items():
+        actions.choices[action].description = description
     p.set_defaults(run=run_dlq)

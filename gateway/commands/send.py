@@ -3,11 +3,16 @@
 gateway send slack "hello" [--channel C0DEV] [--thread TS]
 gateway send telegram "hello" [--bot default] [--chat 1111111] [--topic 23]
 gateway send webhook SOURCE "hello" [--customer cus_dev]
+
+The webhook event is built from SOURCE's JSON pointers in gateway.toml (customer_pointer, text_pointer,
+type_pointer) and signed with the first secret of its secret_env. It goes to --url, default
+http://GATEWAY_HOST:GATEWAY_PORT; exit status 0 when the gateway answered 200.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import uuid
 from typing import Any
@@ -15,8 +20,11 @@ from typing import Any
 import aiohttp
 
 from connectors.slack.verify import sign as slack_sign
+from connectors.webhooks import jsonpointer
 from connectors.webhooks.signing import secret_key, signature_headers
 from gateway import samples, tracing
+from gateway.commands.parsers import documented_parser
+from gateway.config import WebhookSourceConfig
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
@@ -49,12 +57,26 @@ def _telegram(settings: Settings, args: argparse.Namespace) -> tuple[str, bytes,
     return f"/telegram/{args.bot}", body, headers
 
 
+def webhook_body(source: WebhookSourceConfig, name: str, text: str, customer: str) -> bytes:
+    """A sample event shaped by the source's own JSON pointers (``customer_pointer``, ``text_pointer``,
+    ``type_pointer``), so the gateway finds the customer and text where that source puts them."""
+    values: dict[str, str] = {source.customer_pointer: customer, source.text_pointer: text}
+    if source.type_pointer:
+        values.setdefault(source.type_pointer, "message.created")
+    try:
+        return json.dumps(jsonpointer.build(values)).encode()
+    except ValueError as exc:
+        raise ConfigError(f"webhooks.sources.{name}: cannot build a sample event: {exc}") from exc
+
+
 def _webhook(settings: Settings, args: argparse.Namespace) -> tuple[str, bytes, dict[str, str]]:
     sources = settings.load_file().webhooks.sources
     if args.source not in sources:
-        raise ConfigError(f"no webhook source {args.source!r} in gateway.toml")
-    key = secret_key(sources[args.source].secrets(args.source)[0].get_secret_value())
-    body = samples.webhook_payload(args.text, customer=args.customer)
+        known = ", ".join(sorted(sources)) or "none"
+        raise ConfigError(f"no webhook source {args.source!r} in gateway.toml (GATEWAY_CONFIG); known: {known}")
+    source = sources[args.source]
+    key = secret_key(source.secrets(args.source)[0].get_secret_value())
+    body = webhook_body(source, args.source, args.text, args.customer)
     headers = signature_headers(key, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
     headers["Content-Type"] = "application/json"
     return f"/webhooks/{args.source}", body, headers
@@ -82,7 +104,7 @@ async def run_send(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("send", help="sign and post a sample event to a running gateway")
+    p = documented_parser(sub, "send", help="sign and post a sample event to a running gateway", doc=__doc__)
     p.add_argument("--url", help="gateway base URL (default http://GATEWAY_HOST:GATEWAY_PORT)")
     platforms = p.add_subparsers(dest="platform", required=True)
     s = platforms.add_parser("slack", help="a Slack message event")
@@ -99,6 +121,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     w.add_argument("source")
     w.add_argument("text")
     w.add_argument("--customer", default="cus_dev")
+    s.description = (
+        "Sign a Slack Events API message event with SLACK_SIGNING_SECRET (v0 signature, current timestamp) and "
+        "POST it to /slack/events."
+    )
+    t.description = (
+        "POST a Telegram message update to /telegram/BOT with that bot's secret token (TELEGRAM_SECRET_TOKEN for "
+        "'default', the bot's secret_token_env from gateway.toml otherwise)."
+    )
+    w.description = (
+        "POST a Standard Webhooks event to /webhooks/SOURCE, signed with the first secret of SOURCE's secret_env; "
+        "the body puts the customer and text where SOURCE's customer_pointer and text_pointer say."
+    )
     for platform in (s, t, w):  # `gateway send slack "hi" --url URL` works too
         platform.add_argument("--url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(run=run_send)

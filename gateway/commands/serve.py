@@ -7,11 +7,11 @@ from typing import Any
 
 import structlog
 
+from connectors import secret_policy
 from connectors.web.setup import build_web
-from gateway.commands import secret_policy
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
-from gateway.server import serve_http, stop_event
+from gateway.server import ensure_port_free, serve_http, stop_event
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -36,7 +36,8 @@ def ingress_state(rt: Runtime, *, dev: bool = False) -> HttpState:
 
 async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "serve")
-    secret_policy.enforce(settings.load_file(), "serve")
+    secret_policy.enforce(settings, settings.load_file(), command="serve")
+    ensure_port_free(settings.host, settings.port, "GATEWAY_PORT")
     stop = stop_event()
     async with open_runtime(settings, block_until_connected=False, stop=stop) as rt:
         state = ingress_state(rt)  # bad configuration fails here, before listening
@@ -49,5 +50,13 @@ async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("serve", help="HTTP ingress only (needs AMQP_URL and REDIS_URL)")
+    p = sub.add_parser(
+        "serve",
+        help="HTTP ingress only (needs AMQP_URL and REDIS_URL)",
+        description="HTTP ingress: verify each webhook (Slack, Telegram, Standard Webhooks), normalize and "
+        "deduplicate it, publish it to RabbitMQ and answer 200 only once the broker confirmed (503 otherwise, so "
+        "the platform retries). Listens on GATEWAY_HOST:GATEWAY_PORT (127.0.0.1:8080); run as many as you like. "
+        "Needs AMQP_URL and REDIS_URL, and refuses placeholder or weak connector secrets (`gateway check` lists "
+        "them).",
+    )
     p.set_defaults(run=run_serve)

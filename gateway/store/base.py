@@ -35,17 +35,30 @@ class Store(Protocol):
 
     # Lists (conversation history): append, keep the last ``keep``, read the last ``n``.
     async def push(
-        self, key: str, items: Sequence[str], keep: int, *, markers: Sequence[str] = (), marker_ttl: float = 0
+        self,
+        key: str,
+        items: Sequence[str],
+        keep: int,
+        *,
+        markers: Sequence[str] = (),
+        marker_ttl: float = 0,
+        ttl: float | None = None,
     ) -> None:
         """Append ``items`` (keep the last ``keep``) and set each of ``markers`` to "1" for ``marker_ttl``
-        seconds, all at once (one round trip: a turn's history and its done markers)."""
+        seconds, all at once (one round trip: a turn's history and its done markers).
+
+        With ``ttl`` the list expires ``ttl`` seconds after this push (each push with items refreshes
+        it); without, an expiry set earlier stays as it was."""
         ...
 
     async def tail(self, key: str, n: int) -> list[str]: ...
     async def length(self, key: str) -> int: ...
 
     # Hashes (agent memory documents).
-    async def hput(self, key: str, field: str, value: str) -> None: ...
+    async def hput(self, key: str, field: str, value: str, ttl: float | None = None) -> None:
+        """Set one field; with ``ttl`` the whole hash expires ``ttl`` seconds after this write."""
+        ...
+
     async def hget(self, key: str, field: str) -> str | None: ...
     async def hall(self, key: str) -> dict[str, str]: ...
     async def hdel(self, key: str, field: str) -> bool: ...

@@ -64,7 +64,14 @@ class MemoryStore:
             self._expires.pop(self._k(key), None)
 
     async def push(
-        self, key: str, items: Sequence[str], keep: int, *, markers: Sequence[str] = (), marker_ttl: float = 0
+        self,
+        key: str,
+        items: Sequence[str],
+        keep: int,
+        *,
+        markers: Sequence[str] = (),
+        marker_ttl: float = 0,
+        ttl: float | None = None,
     ) -> None:
         if items:
             k = self._k(key)
@@ -72,6 +79,8 @@ class MemoryStore:
             lst.extend(items)
             del lst[: max(0, len(lst) - keep)]
             self._data[k] = lst
+            if ttl is not None:
+                self._expires[k] = time.monotonic() + ttl
         for marker in markers:
             self._set(self._k(marker), "1", marker_ttl)
 
@@ -82,8 +91,13 @@ class MemoryStore:
     async def length(self, key: str) -> int:
         return len(self._live(self._k(key)) or [])
 
-    async def hput(self, key: str, field: str, value: str) -> None:
-        self._data.setdefault(self._k(key), {})[field] = value
+    async def hput(self, key: str, field: str, value: str, ttl: float | None = None) -> None:
+        k = self._k(key)
+        h: dict[str, str] = self._live(k) or {}  # an expired hash starts empty, as in Redis
+        h[field] = value
+        self._data[k] = h
+        if ttl is not None:
+            self._expires[k] = time.monotonic() + ttl
 
     async def hget(self, key: str, field: str) -> str | None:
         h: dict[str, str] = self._live(self._k(key)) or {}

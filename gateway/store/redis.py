@@ -75,13 +75,16 @@ end
 return 0
 """
 )
-# A turn's record in one command: history append + trim, done markers.
+# A turn's record in one command: history append + trim (+ its expiry, ms, when > 0), done markers.
 _PUSH = _Script(
     """
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
 if n > 0 then
-  redis.call('rpush', KEYS[1], unpack(ARGV, 4, 3 + n))
+  redis.call('rpush', KEYS[1], unpack(ARGV, 5, 4 + n))
   redis.call('ltrim', KEYS[1], -tonumber(ARGV[1]), -1)
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('pexpire', KEYS[1], ARGV[3])
+  end
 end
 for i = 2, #KEYS do
   redis.call('set', KEYS[i], '1', 'PX', ARGV[2])
@@ -327,13 +330,21 @@ class RedisStore:
             await self._run("DEL", *(self._k(k) for k in keys))
 
     async def push(
-        self, key: str, items: Sequence[str], keep: int, *, markers: Sequence[str] = (), marker_ttl: float = 0
+        self,
+        key: str,
+        items: Sequence[str],
+        keep: int,
+        *,
+        markers: Sequence[str] = (),
+        marker_ttl: float = 0,
+        ttl: float | None = None,
     ) -> None:
         if not items and not markers:
             return
         keys = [self._k(key), *(self._k(m) for m in markers)]
-        ttl_ms = max(1, int(marker_ttl * 1000))
-        await self._eval(_PUSH, len(keys), *keys, keep, ttl_ms, len(items), *items)
+        marker_ms = max(1, int(marker_ttl * 1000))
+        list_ms = 0 if ttl is None else max(1, int(ttl * 1000))
+        await self._eval(_PUSH, len(keys), *keys, keep, marker_ms, list_ms, len(items), *items)
 
     async def tail(self, key: str, n: int) -> list[str]:
         if n <= 0:
@@ -343,8 +354,14 @@ class RedisStore:
     async def length(self, key: str) -> int:
         return int(await self._run("LLEN", self._k(key)))
 
-    async def hput(self, key: str, field: str, value: str) -> None:
-        await self._run("HSET", self._k(key), field, value)
+    async def hput(self, key: str, field: str, value: str, ttl: float | None = None) -> None:
+        k = self._k(key)
+        written = self._run("HSET", k, field, value)
+        if ttl is None:
+            await written
+            return
+        expiry = self._run("PEXPIRE", k, max(1, int(ttl * 1000)))  # same batch: one round trip
+        await asyncio.gather(written, expiry)
 
     async def hget(self, key: str, field: str) -> str | None:
         value = await self._run("HGET", self._k(key), field)

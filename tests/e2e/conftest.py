@@ -9,7 +9,7 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support.services import AMQP_URL, REDIS_URL, purge_namespace, require
 
-SLACK_SECRET = "e2e-slack-signing-secret-0123456789"
+SLACK_SECRET = "e2e-slack-signing-secret-32-chars"
 TELEGRAM_SECRET = "e2e-telegram-secret-token"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 REPLY_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"

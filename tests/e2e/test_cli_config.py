@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -37,7 +39,7 @@ async def test_check_passes_with_services_and_names_what_is_enabled(services: tu
     env = {
         "AMQP_URL": amqp,
         "REDIS_URL": redis,
-        "SLACK_SIGNING_SECRET": "check-slack-signing-secret-9f3a0123",
+        "SLACK_SIGNING_SECRET": "check-secret-9f3a-0123456789abcdef",
         "GATEWAY_NAMESPACE": namespace,
     }
     result = gateway("check", env=env)
@@ -46,7 +48,7 @@ async def test_check_passes_with_services_and_names_what_is_enabled(services: tu
     assert "TELEGRAM_BOT_TOKEN is not set: the Telegram bot 'default' is disabled (404)" in result.stdout
     assert "RabbitMQ reachable" in result.stdout
     assert "Redis reachable" in result.stdout
-    assert "check-slack-signing-secret-9f3a0123" not in result.stdout + result.stderr
+    assert "check-secret-9f3a-0123456789abcdef" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -86,3 +88,132 @@ def test_llm_default_agent_without_a_model_says_how_to_enable_it() -> None:
     result = gateway("check", env={"GATEWAY_DEFAULT_AGENT": "llm"})
     assert result.returncode == 1
     assert "set GATEWAY_LLM_MODEL to enable 'llm'" in result.stdout
+
+
+# --- secrets: placeholders never enable a connector ---------------------------------------------
+
+K8S_SECRET = ROOT / "deploy" / "k8s" / "secret.yaml"
+EXAMPLE_CONFIG = ROOT / "deploy" / "gateway.example.toml"
+CONNECTOR_SECRETS = (
+    "SLACK_SIGNING_SECRET",
+    "SLACK_BOT_TOKEN",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_SECRET_TOKEN",
+    "SUPPORT_BOT_TOKEN",
+    "SUPPORT_BOT_SECRET",
+    "SHOP_WEBHOOK_SECRET",
+    "SHOP_REPLY_SECRET",
+)
+
+
+def k8s_secret_env(services: tuple[str, str, str]) -> dict[str, str]:
+    """The Kubernetes Secret as shipped (every value REPLACE_ME), with the test's broker and Redis."""
+    import yaml
+
+    amqp, redis, namespace = services
+    data: dict[str, str] = yaml.safe_load(K8S_SECRET.read_text())["stringData"]
+    assert {data[name] for name in CONNECTOR_SECRETS} == {"REPLACE_ME"}
+    return {
+        **data,
+        "AMQP_URL": amqp,
+        "REDIS_URL": redis,
+        "GATEWAY_NAMESPACE": namespace,
+        "GATEWAY_CONFIG": str(EXAMPLE_CONFIG),
+        "GATEWAY_PORT": "0",
+        "GATEWAY_CONSUME_PORT": "0",
+    }
+
+
+@pytest.mark.parametrize("command", ["serve", "consume", "dev"])
+def test_the_k8s_secrets_placeholders_stop_every_command_naming_each_variable(
+    services: tuple[str, str, str], command: str
+) -> None:
+    result = gateway(command, env=k8s_secret_env(services), timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"gateway {command} refuses to start" in result.stderr
+    for name in CONNECTOR_SECRETS:
+        assert f"{name} (" in result.stderr, name
+    assert "REPLACE_ME" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_fails_on_each_placeholder_and_still_runs_every_other_check(services: tuple[str, str, str]) -> None:
+    result = gateway("check", env=k8s_secret_env(services))
+    assert result.returncode == 1
+    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == len(CONNECTOR_SECRETS)
+    assert all("placeholder" in line for line in fails)
+    assert "RabbitMQ reachable" in result.stdout  # the checks after the secrets ran too
+    assert "Redis reachable" in result.stdout
+    assert "REPLACE_ME" not in result.stdout + result.stderr
+
+
+def test_serve_and_consume_refuse_a_short_signing_secret(services: tuple[str, str, str]) -> None:
+    amqp, redis, namespace = services
+    env = {"AMQP_URL": amqp, "REDIS_URL": redis, "GATEWAY_NAMESPACE": namespace, "SLACK_SIGNING_SECRET": "dev-secret"}
+    for command in ("serve", "consume"):
+        result = gateway(command, env=env, timeout=30)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "SLACK_SIGNING_SECRET (Slack signing secret) is shorter than the 32 characters" in result.stderr
+        assert "dev-secret" not in result.stderr
+    check = gateway("check", env=env)
+    assert check.returncode == 1
+    assert "FAIL  SLACK_SIGNING_SECRET (Slack signing secret) is shorter" in check.stdout
+
+
+async def test_the_readme_dev_example_keeps_working_with_a_warning() -> None:
+    """`SLACK_SIGNING_SECRET=dev-secret gateway dev`, then `gateway send slack "hello"` from another terminal."""
+    from tests.support.processes import GatewayProcess
+
+    dev = await GatewayProcess("dev", {"SLACK_SIGNING_SECRET": "dev-secret"}).start()
+    try:
+        sent = await asyncio.to_thread(
+            gateway,
+            "send",
+            "slack",
+            "hello",
+            env={"SLACK_SIGNING_SECRET": "dev-secret", "GATEWAY_PORT": str(dev.port)},
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "-> 200" in sent.stdout
+        warnings = [json.loads(line) for line in dev.logs().splitlines() if '"weak_secret"' in line]
+        assert len(warnings) == 1
+        assert "SLACK_SIGNING_SECRET" in warnings[0]["note"]
+        assert "dev-secret" not in dev.logs()
+    finally:
+        assert await dev.terminate() == 0
+
+
+def test_check_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    config = toml(
+        tmp_path,
+        '[webhooks.sources.shop]\nsecret_env = "NOT_SET_ANYWHERE"\n'
+        '[agents.a]\npath = "no_such_module:agent"\n'
+        '[agents.b]\npath = "examples.support_agent:missing"\n'
+        '[[routes]]\nplatform = "slack"\nagent = "ghost"\n',
+    )
+    env = {
+        "GATEWAY_CONFIG": config,
+        "TELEGRAM_BOT_TOKEN": "REPLACE_ME",
+        "TELEGRAM_SECRET_TOKEN": "changeme",
+        "GATEWAY_TRACING": "bogus",
+        "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    result = gateway("check", env=env)
+    assert result.returncode == 1
+    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    expected = [
+        "TELEGRAM_BOT_TOKEN (Telegram bot token) looks like a placeholder",
+        "TELEGRAM_SECRET_TOKEN (Telegram secret token) looks like a placeholder",
+        "NOT_SET_ANYWHERE is not set",
+        "cannot import module 'no_such_module'",
+        "has no attribute 'missing'",
+        "agent 'ghost' is used but not defined",
+        "GATEWAY_TRACING",
+        "RabbitMQ",
+        "Redis",
+    ]
+    for text in expected:
+        assert sum(text in line for line in fails) == 1, (text, result.stdout)
+    assert len(fails) == len(expected), result.stdout

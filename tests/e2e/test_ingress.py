@@ -114,3 +114,58 @@ async def test_broker_down_means_503_never_200(
         assert "broker_unreachable" in logged
     finally:
         assert await serve.terminate() == 0
+
+
+async def test_gateway_send_webhook_follows_the_sources_pointers_in_the_example_config(
+    services: tuple[str, str, str],
+) -> None:
+    """deploy/gateway.example.toml's `shop` keeps the customer at /customer/id and the text at /message/text."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    amqp, redis, namespace = services
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        "AMQP_URL": amqp,
+        "REDIS_URL": redis,
+        "GATEWAY_NAMESPACE": namespace,
+        "GATEWAY_CONFIG": str(root / "deploy" / "gateway.example.toml"),
+        "SUPPORT_BOT_TOKEN": "123456:support-bot-token-for-e2e",
+        "SUPPORT_BOT_SECRET": "support-bot-secret-token-e2e",
+        "SHOP_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SHOP_REPLY_SECRET": WEBHOOK_SECRET,
+    }
+    serve = await GatewayProcess("serve", env).start()
+    try:
+        sent = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "send",
+                "webhook",
+                "shop",
+                "where is my order?",
+                "--customer",
+                "cus_42",
+            ],
+            env={**serve.env, "GATEWAY_LOG_FORMAT": "console"},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        assert await serve.terminate() == 0
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "-> 200" in sent.stdout
+    [event] = await read_back(amqp, namespace)
+    assert event.conversation_key == "webhook:shop:cus_42"
+    assert event.text == "where is my order?"
+    assert event.raw == {
+        "type": "message.created",
+        "customer": {"id": "cus_42"},
+        "message": {"text": "where is my order?"},
+    }

@@ -1,5 +1,5 @@
 """Starting as the README says: serve and consume side by side, clear port errors, and a stop that works
-while the broker is still unreachable."""
+while the broker is still unreachable. (Secrets refused at start-up: tests/e2e/test_cli_config.py.)"""
 
 from __future__ import annotations
 
@@ -114,34 +114,6 @@ async def test_a_port_in_use_is_one_line_naming_the_setting(
         code = await asyncio.wait_for(proc.wait(), 40)
     text = log.read_text()
     assert code == 2
-    assert f"is already in use: set {variable} to a free port" in text
+    assert f"the port is in use (another gateway?); set {variable} to a free port" in text
+    assert len(text.strip().splitlines()) == 1
     assert "Traceback" not in text
-
-
-@pytest.mark.parametrize("command", ["serve", "consume", "dev", "check"])
-async def test_a_replace_me_secret_is_refused_naming_the_variable(
-    command: str, services: tuple[str, str, str], tmp_path: Path
-) -> None:
-    amqp, redis, namespace = services
-    env = readme_env(amqp, redis, namespace, GATEWAY_PORT="0", GATEWAY_CONSUME_PORT="0")
-    env["SLACK_SIGNING_SECRET"] = "REPLACE_ME"
-    log = tmp_path / "out.log"
-    proc = await spawn(command, env, log)
-    code = await asyncio.wait_for(proc.wait(), 40)
-    text = log.read_text()
-    assert code != 0
-    assert "SLACK_SIGNING_SECRET holds a placeholder" in text
-    assert "Traceback" not in text
-
-
-@pytest.mark.parametrize("command", ["serve", "consume"])
-async def test_serve_and_consume_refuse_a_short_signing_secret(
-    command: str, services: tuple[str, str, str], tmp_path: Path
-) -> None:
-    amqp, redis, namespace = services
-    env = readme_env(amqp, redis, namespace, GATEWAY_PORT="0", GATEWAY_CONSUME_PORT="0")
-    env["SLACK_SIGNING_SECRET"] = "dev-secret"
-    log = tmp_path / "out.log"
-    code = await asyncio.wait_for((await spawn(command, env, log)).wait(), 40)
-    assert code == 2
-    assert "SLACK_SIGNING_SECRET is too short: at least 32 characters" in log.read_text()

@@ -92,6 +92,7 @@ async def test_the_widget_opens_the_chat_on_another_page(
     serve = await GatewayProcess("serve", env).start()
     try:
         html = f'<html><body><h1>Shop</h1><script src="{serve.url}/chat/widget.js"></script></body></html>'
+
         # A page of another site (another origin: its own port), embedding the widget with one script tag.
         async def home(_: web.Request) -> web.Response:
             return web.Response(text=html, content_type="text/html")

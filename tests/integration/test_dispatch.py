@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from agents.context import TurnContext
+from agents.context import TurnContext, history_key
+from agents.memory import memory_key
 from agents.registry import AgentFactory
 from consumers.deadletter import DeadLetters
 from consumers.dispatch import DispatchConfig, Dispatcher
@@ -78,16 +79,23 @@ class Rig:
     workers: list[PartitionWorker] = field(default_factory=list)
     letters: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)
 
-    async def start(self, agents: dict[str, Any], *, attempts: int = 3) -> None:
+    async def start(
+        self,
+        agents: dict[str, Any],
+        *,
+        attempts: int = 3,
+        history_ttl: float | None = None,
+        memory_ttl: float | None = None,
+    ) -> None:
         dead = DeadLetters(self.publisher, self.metrics)
-        pool = AgentPool({n: AgentFactory(n, a) for n, a in agents.items()}, self.store)
+        pool = AgentPool({n: AgentFactory(n, a) for n, a in agents.items()}, self.store, memory_ttl=memory_ttl)
         dispatcher = Dispatcher(
             publisher=self.publisher,
             store=self.store,
             pool=pool,
             dead=dead,
             metrics=self.metrics,
-            config=DispatchConfig(attempts=attempts, retry_base=0.01),
+            config=DispatchConfig(attempts=attempts, retry_base=0.01, history_ttl=history_ttl),
         )
         sender = Sender(
             {"slack": self.platform},
@@ -443,3 +451,56 @@ async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig:
     )
     assert rig.platform.texts == ["only once"]
     assert rig.platform.attempts == 1
+
+
+class Remembering:
+    """Stores a memory document each turn, then replies."""
+
+    async def on_event(self, ctx: TurnContext, ev: Event) -> None:
+        await ctx.memory.store(f"fact-{ev.text}", ev.text)
+        await ctx.reply(f"noted {ev.text}")
+
+
+async def test_history_and_memory_expire_after_their_retention(rig: Rig) -> None:
+    await rig.start({"rec": Remembering()}, history_ttl=0.3, memory_ttl=0.3)
+    await rig.publisher.event(event("m1"))
+    await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="the reply")
+    await eventually(
+        lambda: rig.store.length(history_key("rec", "slack:T:C:1")), until=lambda n: n == 0, what="history expiry"
+    )
+    await eventually(
+        lambda: rig.store.hall(memory_key("rec", "slack:T:C:1")), until=lambda h: h == {}, what="memory expiry"
+    )
+
+
+async def test_on_redis_every_turn_gives_history_and_memory_their_full_ttl_again(
+    services: tuple[str, str, str],
+) -> None:
+    import redis.asyncio as aioredis
+
+    amqp, redis_url, namespace = services
+    bus, store = AmqpBus(amqp, Topology(namespace, PARTITIONS)), RedisStore(redis_url, namespace)
+    await bus.start()
+    metrics = Metrics()
+    rig = Rig(bus, store, Publisher(bus, metrics), metrics)
+    raw = aioredis.Redis.from_url(redis_url)
+    hist = f"{namespace}:{history_key('rec', 'slack:T:C:1')}"
+    mem = f"{namespace}:{memory_key('rec', 'slack:T:C:1')}"
+    try:
+        await rig.start({"rec": Remembering()}, history_ttl=3600, memory_ttl=7200)
+        await rig.publisher.event(event("m1"))
+        await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 1, what="the first reply")
+        assert 3_500_000 < await raw.pttl(hist) <= 3_600_000
+        assert 7_100_000 < await raw.pttl(mem) <= 7_200_000
+        await raw.pexpire(hist, 5_000)  # as if the conversation had been quiet for almost an hour
+        await raw.pexpire(mem, 5_000)
+        await rig.publisher.event(event("m2"))
+        await eventually(lambda: len(rig.platform.sent), until=lambda n: n == 2, what="the second reply")
+        assert 3_500_000 < await raw.pttl(hist) <= 3_600_000
+        assert 7_100_000 < await raw.pttl(mem) <= 7_200_000
+        assert await raw.llen(hist) == 4  # two turns: user + assistant each
+    finally:
+        await rig.stop()
+        await raw.aclose()
+        await bus.close()
+        await store.close()

@@ -90,6 +90,39 @@ async def test_push_sets_its_markers_in_the_same_call_and_they_expire(store: Sto
     assert await store.get("done:3") == "1"
 
 
+async def test_push_with_a_ttl_expires_the_list_and_the_last_push_sets_it(store: Store) -> None:
+    await store.push("hist", ["a"], keep=5, ttl=60)
+    await store.push("hist", ["b"], keep=5, ttl=0.2)  # the latest write decides
+    assert await store.tail("hist", 5) == ["a", "b"]
+    await eventually(lambda: store.length("hist"), until=lambda n: n == 0, what="the history's expiry")
+    await store.push("hist", ["c"], keep=5, ttl=0.2)
+    await store.push("hist", ["d"], keep=5, ttl=60)  # renewed by the next turn
+    await store.push("hist", [], keep=5, markers=["done:x"], marker_ttl=0.2, ttl=0.2)  # no items: no renewal
+    await store.put("probe", "p", ttl=0.2)
+    await eventually(lambda: store.get("probe"), until=lambda v: v is None, what="the probe's expiry")
+    assert await store.tail("hist", 5) == ["c", "d"]
+
+
+async def test_push_without_a_ttl_keeps_the_earlier_expiry(store: Store) -> None:
+    await store.push("hist", ["a"], keep=5, ttl=0.2)
+    await store.push("hist", ["b"], keep=5)
+    await eventually(lambda: store.length("hist"), until=lambda n: n == 0, what="the history's expiry")
+
+
+async def test_hput_with_a_ttl_expires_the_whole_hash_and_each_write_renews_it(store: Store) -> None:
+    await store.hput("mem", "x", "1", ttl=0.2)
+    await store.hput("mem", "y", "2", ttl=0.2)
+    assert await store.hall("mem") == {"x": "1", "y": "2"}
+    await eventually(lambda: store.hall("mem"), until=lambda h: h == {}, what="the memory's expiry")
+    assert await store.hget("mem", "x") is None
+    await store.hput("mem", "x", "3", ttl=0.2)
+    assert await store.hall("mem") == {"x": "3"}  # the expired fields do not come back with a new write
+    await store.hput("mem", "y", "4", ttl=60)
+    await store.put("probe", "p", ttl=0.2)
+    await eventually(lambda: store.get("probe"), until=lambda v: v is None, what="the probe's expiry")
+    assert await store.hall("mem") == {"x": "3", "y": "4"}
+
+
 async def test_hashes(store: Store) -> None:
     assert await store.hall("mem") == {}
     assert await store.hget("mem", "x") is None

@@ -26,11 +26,13 @@ class GatewayProcess:
     """``python -m gateway.cli COMMAND`` with its own port and a log file."""
 
     def __init__(self, command: str, env: Mapping[str, str], *, name: str | None = None) -> None:
+        """Listens on its port variable's value in ``env`` (``GATEWAY_CONSUME_PORT`` for consume,
+        else ``GATEWAY_PORT``), or on a free port when ``env`` has none."""
         self.command = command
-        self.port = free_port()
+        variable = "GATEWAY_CONSUME_PORT" if command == "consume" else "GATEWAY_PORT"
+        self.port = int(env[variable]) if variable in env else free_port()
         self.name = name or command
-        self.env = {**os.environ, **env, "GATEWAY_PORT": str(self.port), "GATEWAY_LOG_FORMAT": "json"}
-        self.env["GATEWAY_CONSUME_PORT"] = str(self.port)
+        self.env = {**os.environ, **env, variable: str(self.port), "GATEWAY_LOG_FORMAT": "json"}
         self.log_path = Path(tempfile.mkstemp(prefix=f"gw-{self.name}-", suffix=".log")[1])
         self.proc: asyncio.subprocess.Process | None = None
 

@@ -7,6 +7,7 @@ skipped with a one-line reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -67,43 +68,13 @@ async def purge_namespace(
 ) -> None:
     """Delete every queue, exchange and key created under ``namespace`` (tests and benchmarks).
 
-    Best effort: what cannot be deleted (a service away, a queue already gone) is skipped, and each
-    broker operation is bounded by ``timeout``.
+    The product's own deletion (``gateway purge``, gateway/purge.py), best effort: a service that is
+    away is skipped, and each broker operation is bounded by ``timeout``.
     """
-    import aio_pika
-    import redis.asyncio as aioredis
-
     from gateway.bus.topology import Topology
+    from gateway.purge import delete_broker, delete_redis
 
-    topo = Topology(namespace, partitions)
-    try:
-        conn = await aio_pika.connect(amqp_url, timeout=timeout)
-    except Exception:
-        conn = None
-    if conn is not None:
-        async with conn:
-            deletions = [("queue_delete", spec.name) for spec in topo.queues()]
-            deletions += [("exchange_delete", name) for name, _ in topo.exchanges()]
-            for method, name in deletions:  # a channel each: a failed delete closes its channel
-                channel = await conn.channel()
-                try:
-                    await asyncio.wait_for(getattr(channel, method)(name), timeout)
-                except Exception:
-                    pass
-                finally:
-                    if not channel.is_closed:
-                        await channel.close()
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                await client.unlink(*batch)
-                batch = []
-        if batch:
-            await client.unlink(*batch)
-    except Exception:
-        pass
-    finally:
-        await client.aclose()
+    with contextlib.suppress(Exception):
+        await delete_broker(amqp_url, Topology(namespace, partitions), timeout=timeout)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(delete_redis(redis_url, namespace), timeout * 10)

@@ -76,6 +76,20 @@ def test_verify_refuses_a_timestamp_outside_the_window(delta: int) -> None:
     assert info.value.status == 401
 
 
+@pytest.mark.parametrize(
+    ("our_clock", "expected"),
+    [
+        (TS + 400, "X-Slack-Request-Timestamp is 400 s old: the sender's clock is 400 s behind this server's"),
+        (TS - 400, "X-Slack-Request-Timestamp is 400 s in the future: the sender's clock is 400 s ahead of"),
+    ],
+)
+def test_a_stale_timestamp_says_which_way_the_clocks_differ(our_clock: int, expected: str) -> None:
+    with pytest.raises(StaleTimestamp) as info:
+        verify.verify(SECRET, vector_headers(), VECTOR["body"].encode(), now=our_clock)
+    assert info.value.reason.startswith(expected)
+    assert "300 s replay window" in info.value.reason
+
+
 @pytest.mark.parametrize("stamp", ["soon", "1531420618.0", ""])
 def test_verify_refuses_a_non_numeric_timestamp(stamp: str) -> None:
     body = VECTOR["body"].encode()

@@ -11,7 +11,6 @@ import shlex
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +110,6 @@ def _by_name(kind: str) -> dict[str, Doc]:
 
 def _deployments() -> dict[str, Doc]:
     return _by_name("Deployment")
-
-
-def _listen_port(role: str, env: Mapping[str, str | None]) -> int:
-    """serve (and dev) listen on GATEWAY_PORT, consume on GATEWAY_CONSUME_PORT."""
-    if role == "consume":
-        return int(env.get("GATEWAY_CONSUME_PORT") or _default("consume_port"))
-    return int(env.get("GATEWAY_PORT") or _default("port"))
 
 
 def _role_of(name: str) -> str:
@@ -325,7 +317,7 @@ def test_compose_stop_grace_exceeds_shutdown_grace_and_ports_match() -> None:
         grace = float(grace_env or _default("shutdown_grace"))
         stop = _duration_seconds(svc.get("stop_grace_period", "10s"))
         assert stop > grace, f"{name}: stop_grace_period {stop}s must exceed GATEWAY_SHUTDOWN_GRACE {grace}s"
-        port = _listen_port(_role_of(name), env)
+        port = int(env.get("GATEWAY_PORT") or _default("port"))
         if _role_of(name) == "serve":
             targets = [
                 p["target"] if isinstance(p, dict) else int(str(p).rsplit(":", 1)[-1]) for p in svc.get("ports", [])
@@ -427,13 +419,16 @@ def test_both_roles_have_a_deployment() -> None:
 def test_probes_hit_healthz_and_readyz_on_the_listening_port(name: str) -> None:
     container = _gateway_container(_deployments()[name])
     env = _container_env(container)
-    listen = _listen_port(_role_of(name), env)
+    variable, field = (
+        ("GATEWAY_CONSUME_PORT", "consume_port") if _role_of(name) == "consume" else ("GATEWAY_PORT", "port")
+    )
+    listen = int(env.get(variable) or _default(field))
     assert (env.get("GATEWAY_HOST") or ALL_INTERFACES) in (ALL_INTERFACES, "::"), "listen on all interfaces"
     liveness, readiness = container["livenessProbe"], container["readinessProbe"]
     assert liveness["httpGet"]["path"] == "/healthz"
     assert readiness["httpGet"]["path"] == "/readyz"
-    assert _probe_port(container, liveness) == listen, f"liveness port != GATEWAY_PORT {listen}"
-    assert _probe_port(container, readiness) == listen, f"readiness port != GATEWAY_PORT {listen}"
+    assert _probe_port(container, liveness) == listen, f"liveness port != {variable} {listen}"
+    assert _probe_port(container, readiness) == listen, f"readiness port != {variable} {listen}"
     if "startupProbe" in container:
         assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
         assert _probe_port(container, container["startupProbe"]) == listen
@@ -635,7 +630,8 @@ def test_dockerfile_entrypoint_env_and_healthcheck() -> None:
     assert by_kw["CMD"][-1].replace(" ", "") == '["serve"]'
     assert "8080" in by_kw["EXPOSE"][-1].split()
     health = by_kw["HEALTHCHECK"][-1]
-    assert "gateway.healthcheck" in health
+    assert "urllib" in health
+    assert "/healthz" in health
     env = dict(re.findall(r"(\w+)=(\S+)", " ".join(by_kw["ENV"])))
     assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
     assert env.get("PYTHONUNBUFFERED") == "1"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connectors.webhooks.jsonpointer import resolve
+from connectors.webhooks.jsonpointer import build, resolve
 
 #: RFC 6901 section 5.
 DOC: dict[str, Any] = {
@@ -84,3 +84,46 @@ def test_root_member_pointer_missing_is_none() -> None:
 
 def test_array_index_with_leading_zero_is_missing() -> None:
     assert resolve(DOC, "/foo/01") is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"/customer/id": "cus_1", "/message/text": "hi", "/type": "message.created"},
+        {"/items/2/text": "hi", "/items/2/from": "me", "/a~1b/m~0n": 1},
+        {"/customer_id": "c", "/text": "t"},
+    ],
+)
+def test_build_makes_a_document_where_every_pointer_resolves(values: dict[str, Any]) -> None:
+    doc = build(values)
+    for pointer, value in values.items():
+        assert resolve(doc, pointer) == value
+
+
+def test_build_makes_lists_for_array_indices() -> None:
+    assert build({"/items/1/text": "hi"}) == {"items": [None, {"text": "hi"}]}
+
+
+@pytest.mark.parametrize("values", [{"/a": 1, "/a/b": 2}, {"/a/b": 2, "/a": 1}, {"/a/0": 1, "/a/x": 2}])
+def test_build_refuses_pointers_that_overlap(values: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="overlaps"):
+        build(values)
+
+
+def test_gateway_send_builds_a_webhook_body_from_the_sources_pointers() -> None:
+    import json
+
+    from connectors.base import InboundRequest
+    from connectors.webhooks.connector import WebhookConnector, WebhookSource
+    from connectors.webhooks.signing import secret_key, signature_headers
+    from gateway.commands.send import webhook_body
+    from gateway.config import WebhookSourceConfig
+
+    config = WebhookSourceConfig(secret_env="X", customer_pointer="/data/customer/id", text_pointer="/data/body")
+    body = webhook_body(config, "crm", "hello", "cus_7")
+    assert json.loads(body) == {"type": "message.created", "data": {"customer": {"id": "cus_7"}, "body": "hello"}}
+    key = secret_key("whsec_" + "a" * 32)
+    source = WebhookSource("crm", (key,), config.customer_pointer, config.text_pointer)
+    request = InboundRequest("crm", signature_headers(key, "msg_1", 1_700_000_000, body), body, now=1_700_000_000)
+    [event] = WebhookConnector({"crm": source}).handle(request).events
+    assert (event.conversation_key, event.text) == ("webhook:crm:cus_7", "hello")
