@@ -17,11 +17,14 @@ from gateway.bus.base import Delivery
 from gateway.errors import PublishError
 from gateway.metrics import Metrics
 from gateway.publish import Publisher
+from gateway.tracebacks import LIMIT
 
 log = structlog.get_logger(__name__)
 
 
-def dead_headers(delivery: Delivery, *, stage: str, reason: str, error: str, attempts: int) -> dict[str, Any]:
+def dead_headers(
+    delivery: Delivery, *, stage: str, reason: str, error: str, attempts: int, traceback: str | None = None
+) -> dict[str, Any]:
     headers = {k: v for k, v in delivery.headers.items() if not k.startswith("x-")}
     headers.update(
         {
@@ -34,6 +37,8 @@ def dead_headers(delivery: Delivery, *, stage: str, reason: str, error: str, att
             "x-origin-routing-key": delivery.routing_key,
         }
     )
+    if traceback:
+        headers["x-traceback"] = traceback[-LIMIT:]
     return headers
 
 
@@ -42,9 +47,13 @@ class DeadLetters:
         self._publisher = publisher
         self._metrics = metrics
 
-    async def send(self, delivery: Delivery, *, stage: str, reason: str, error: str, attempts: int) -> None:
+    async def send(
+        self, delivery: Delivery, *, stage: str, reason: str, error: str, attempts: int, traceback: str | None = None
+    ) -> None:
         """Publish to the dead-letter queue (confirmed), then ack the original."""
-        headers = dead_headers(delivery, stage=stage, reason=reason, error=error, attempts=attempts)
+        headers = dead_headers(
+            delivery, stage=stage, reason=reason, error=error, attempts=attempts, traceback=traceback
+        )
         delay = 0.5
         while True:
             # Keep trying rather than requeue: a quorum queue puts a requeued message at the back,

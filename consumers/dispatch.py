@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from agents.context import Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
-from gateway import tracing
+from gateway import tracebacks, tracing
 from gateway.bounds import skip_label
 from gateway.bus.base import Delivery
 from gateway.errors import StoreUnavailable
@@ -203,10 +203,14 @@ class Dispatcher:
         prior = max(d.redeliveries for d in deliveries)
         repeat = any(d.repeated for d in deliveries)
         error = ""
+        trace: str | None = None
         attempt = 0
-        # Bound for the rest of this lane's task (its own context copy); the next turn rebinds them.
-        structlog.contextvars.bind_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent)
-        with self._span(agent, key, deliveries, events, prior) as current:
+        # Bound for this turn only: a later log line of the lane (a skipped event, the next turn) must not
+        # carry this event's ids.
+        with (
+            structlog.contextvars.bound_contextvars(event_id=events[-1].id, conversation_key=key, agent=agent),
+            self._span(agent, key, deliveries, events, prior) as current,
+        ):
             while attempt < self._cfg.attempts:
                 attempt += 1
                 if prior + attempt > self._cfg.attempts * 3:
@@ -225,9 +229,10 @@ class Dispatcher:
                         log.warning("turn_abandoned", reason="connection lost; the broker redelivers the event")
                         return
                     error = f"{type(exc).__name__}: {exc}"
+                    trace = tracebacks.bounded(exc)
                     tracing.add_event(current, "turn_failed", attempt=attempt, error=error[:500])
                     self._metrics.turns.labels(agent, "error").inc()
-                    log.warning("turn_failed", attempt=attempt, of=self._cfg.attempts, error=error)
+                    log.warning("turn_failed", attempt=attempt, of=self._cfg.attempts, error=error, traceback=trace)
                     if attempt < self._cfg.attempts:
                         await asyncio.sleep(self._cfg.retry_base * 2 ** (attempt - 1))
                     continue
@@ -242,7 +247,9 @@ class Dispatcher:
             tracing.set_error(current, error)
             tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.dead_lettered": True})
             for d in deliveries:
-                await self._dead.send(d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt)
+                await self._dead.send(
+                    d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt, traceback=trace
+                )
 
     def _agent_metrics(self, agent: str) -> tuple[Any, Any]:
         """The labelled children for an agent, looked up once (labels() costs more than inc())."""

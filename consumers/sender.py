@@ -104,21 +104,25 @@ class Sender:
             log.info("outbound_already_sent", message_id=message.id)
             await d.ack()
             return
-        # Bound for the rest of this chat lane's task (its own context copy); the next message rebinds them.
-        structlog.contextvars.bind_contextvars(event_id=message.event_id, conversation_key=message.conversation_key)
-        with tracing.span(
-            f"send {message.to.platform} {message.action}",
-            kind="consumer",
-            parent=d.headers,
-            attributes=lambda: {
-                "messaging.system": "rabbitmq",
-                "messaging.operation.type": "process",
-                "messaging.message.id": message.id,
-                "gateway.event_id": message.event_id,
-                "gateway.conversation_key": message.conversation_key,
-                "gateway.platform": message.to.platform,
-            },
-        ) as current:
+        # Bound for this message only: the next log line of the lane must not carry its ids.
+        with (
+            structlog.contextvars.bound_contextvars(
+                event_id=message.event_id, conversation_key=message.conversation_key
+            ),
+            tracing.span(
+                f"send {message.to.platform} {message.action}",
+                kind="consumer",
+                parent=d.headers,
+                attributes=lambda: {
+                    "messaging.system": "rabbitmq",
+                    "messaging.operation.type": "process",
+                    "messaging.message.id": message.id,
+                    "gateway.event_id": message.event_id,
+                    "gateway.conversation_key": message.conversation_key,
+                    "gateway.platform": message.to.platform,
+                },
+            ) as current,
+        ):
             await self._send_with_retries(d, platform, message, current)
 
     async def _typing(self, platform: PlatformSender, message: OutboundMessage) -> None:

@@ -72,6 +72,7 @@ class Item:
     reason: str | None = None
     error: str | None = None
     attempts: int | None = None
+    traceback: str | None = None
 
     def value(self, field: str) -> str | None:
         v = getattr(self, FIELDS[field])
@@ -92,7 +93,9 @@ class Item:
             "partition": self.partition,
         }
         if self.direction == "dead":
-            out.update(stage=self.stage, reason=self.reason, error=self.error, attempts=self.attempts)
+            out.update(
+                stage=self.stage, reason=self.reason, error=self.error, attempts=self.attempts, traceback=self.traceback
+            )
         if seen_at is not None:
             out["seen_at"] = seen_at.isoformat()
         return out
@@ -154,6 +157,7 @@ def item_from_delivery(d: Delivery, topology: Topology) -> Item:
             stage=stage,
             reason=_str(h.get("x-reason")),
             error=_str(h.get("x-error")),
+            traceback=_str(h.get("x-traceback")),
             attempts=attempts if isinstance(attempts, int) else None,
             partition=_partition(h.get("x-origin-routing-key")),
         )

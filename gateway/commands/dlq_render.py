@@ -51,6 +51,8 @@ def show_lines(letter: Letter, now: datetime) -> list[str]:
     ]
     lines = [f"{name + ':':<14}{'-' if value is None else value}" for name, value in fields]
     lines += ["error:", *(f"  {line}" for line in str(data["error"] or "-").splitlines())]
+    if data.get("traceback"):
+        lines += ["traceback:", *(f"  {line}" for line in str(data["traceback"]).splitlines())]
     lines += ["body:", *(f"  {line}" for line in dump_json(data["body"], indent=2).splitlines())]
     return lines
 

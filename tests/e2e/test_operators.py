@@ -218,6 +218,17 @@ async def test_a_failing_agent_dead_letters_and_replay_delivers_exactly_one_repl
     assert code == 0
     shown = json.loads(out)
     assert shown["body"]["id"] == letter["id"]
+    assert 'flaky_agent.py", line' in shown["traceback"], "the agent author sees the failing line"
+    assert shown["traceback"].endswith("RuntimeError: flaky agent told to fail by " + str(switch))
+    code, text, _ = await gateway_cli(env, "dlq", "show", letter["id"])
+    assert code == 0
+    assert "traceback:" in text
+    assert "raise RuntimeError" in text
+    logged = [json.loads(line) for line in gw.logs().splitlines() if line.startswith("{")]
+    failed = [line for line in logged if line["event"] == "turn_failed"]
+    assert failed, "turn_failed is logged"
+    assert all("flaky_agent.py" in line["traceback"] for line in failed)
+    assert all(line["event_id"] == letter["id"] for line in failed)
     assert slack.messages == []
 
     switch.write_text("ok")
