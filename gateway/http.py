@@ -8,6 +8,7 @@ publish, answer.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ class HttpState:
     registry: Registry | None = None
     ingestor: Ingestor | None = None
     max_body: int = 1024 * 1024
+    body_timeout: float = 10.0
     draining: bool = False
     #: Extra readiness checks (e.g. "consumer holds its leases"); name -> async check.
     checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
@@ -54,13 +56,26 @@ def _error(status: int, reason: str, *, retry_after: int | None = None) -> web.R
     return web.json_response({"ok": False, "error": reason}, status=status, headers=headers)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+class ClientGone(Exception):
+    """The client went away before its request was read: nobody to answer."""
+
+
+class SlowBody(RequestError):
+    status = 408
+
+
+async def _read_body(request: web.Request, limit: int, timeout: float = 10.0) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise PayloadTooLarge(f"body is over the {limit}-byte limit") from exc
+    except TimeoutError:
+        raise SlowBody(f"the body did not arrive within {timeout:g} s") from None
+    except ConnectionError as exc:  # aiohttp's ClientConnectionResetError is one
+        raise ClientGone from exc
 
 
 async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> web.Response:
@@ -113,16 +128,21 @@ def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web
             state.metrics.requests.labels(platform, "not_found").inc()
             return _error(404, f"the {platform} connector is not enabled for {clip(target)!r}")
         try:
-            body = await _read_body(request, state.max_body)
+            body = await _read_body(request, state.max_body, state.body_timeout)
             headers = {k.lower(): v for k, v in request.headers.items()}
             result = connector.handle(InboundRequest(target, headers, body, time.time()))
         except RequestError as exc:
             state.metrics.requests.labels(platform, type(exc).__name__).inc()
             log.info("request_refused", platform=platform, target=clip(target), status=exc.status, reason=exc.reason)
             return _error(exc.status, exc.reason)
-        except Exception:  # a parser bug must not become a 500 the platform retries forever
+        except ClientGone:
+            state.metrics.requests.labels(platform, "client_gone").inc()
+            log.info("client_disconnected", platform=platform, target=clip(target))
+            return _error(400, "the client disconnected")
+        except Exception as exc:  # a parser bug must not become a 500 the platform retries forever
             state.metrics.requests.labels(platform, "unparseable").inc()
-            log.exception("request_unparseable", platform=platform, target=clip(target))
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("request_unparseable", platform=platform, target=clip(target), error=error)
             return _error(400, "the payload could not be parsed")
         try:
             return await _ingest(state, platform, result)

@@ -65,13 +65,22 @@ async def serve_http(
     on_drain: Callable[[], Awaitable[None]] | None = None,
     grace: float = 20.0,
     drain_delay: float = 0.0,
+    header_timeout: float = 15.0,
 ) -> None:
     """Serve until ``stop``; then report not-ready, run ``on_drain`` and close within ``grace``.
 
     For ``drain_delay`` seconds after the signal ``/readyz`` answers 503 while webhooks are still
     accepted, so a load balancer stops routing here before the listener closes.
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=min(grace, 10.0))
+    # keepalive_timeout also closes a connection that has not completed its first request by then
+    # (aiohttp arms it at connection start): a slow or partial request (slowloris) is cut off.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=min(grace, 10.0),
+        keepalive_timeout=header_timeout,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     try:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # Tuning beyond the public contract.
     partitions: int = Field(16, ge=1, le=1024, validation_alias=_env("GATEWAY_PARTITIONS"))
     prefetch: int = Field(64, ge=1, le=10_000, validation_alias=_env("GATEWAY_PREFETCH"))
+    #: A connection that has not sent a complete request within this many seconds (slow or partial headers)
+    #: or stays idle between requests this long is closed.
+    header_timeout: float = Field(15.0, gt=0, validation_alias=_env("GATEWAY_HEADER_TIMEOUT"))
+    #: Seconds a request body may take to arrive; a slower one is answered 408.
+    body_timeout: float = Field(10.0, gt=0, validation_alias=_env("GATEWAY_BODY_TIMEOUT"))
     max_body_bytes: int = Field(1024 * 1024, ge=1024, validation_alias=_env("GATEWAY_MAX_BODY_BYTES"))
     publish_timeout: float = Field(2.0, gt=0, le=2.5, validation_alias=_env("GATEWAY_PUBLISH_TIMEOUT"))
     replay_window: int = Field(300, ge=1, validation_alias=_env("GATEWAY_REPLAY_WINDOW"))

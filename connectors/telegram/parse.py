@@ -69,7 +69,10 @@ def event_from_update(bot: str, data: dict[str, Any]) -> Event:
     try:
         update = Update.de_json(data, None)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedPayload(f"not a Telegram Update: {exc}", platform="telegram") from exc
+        # The library's own message names Python types and internals: say what is wrong in our words.
+        field = exc.args[0] if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) else None
+        detail = f" (field {field[:40]!r} is missing)" if field else " (a field has the wrong type)"
+        raise MalformedPayload("not a Telegram Update" + detail, platform="telegram") from exc
     if update is None or not isinstance(data.get("update_id"), int):
         raise MalformedPayload("not a Telegram Update: no update_id", platform="telegram")
     if update.message is not None:

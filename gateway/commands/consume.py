@@ -63,6 +63,7 @@ async def run_consume(settings: Settings, args: argparse.Namespace) -> int:
                 port_variable="GATEWAY_CONSUME_PORT",
                 on_drain=worker.shutdown,
                 grace=settings.shutdown_grace + 5,
+                header_timeout=settings.header_timeout,
             )
     return 0
 
@@ -91,6 +92,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
                 stop,
                 on_drain=worker.shutdown,
                 grace=settings.shutdown_grace + 5,
+                header_timeout=settings.header_timeout,
                 drain_delay=settings.drain_delay,
             )
     return 0

@@ -31,6 +31,7 @@ def ingress_state(rt: Runtime, *, dev: bool = False) -> HttpState:
         registry=registry,
         ingestor=ingestor,
         max_body=rt.settings.max_body_bytes,
+        body_timeout=rt.settings.body_timeout,
     )
 
 
@@ -44,7 +45,13 @@ async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         app = build_app(state)
         settle_heap()
         await serve_http(
-            app, settings.host, settings.port, stop, grace=settings.shutdown_grace, drain_delay=settings.drain_delay
+            app,
+            settings.host,
+            settings.port,
+            stop,
+            grace=settings.shutdown_grace,
+            header_timeout=settings.header_timeout,
+            drain_delay=settings.drain_delay,
         )
     return 0
 

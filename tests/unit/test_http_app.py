@@ -90,6 +90,7 @@ async def running(
     *,
     max_body: int = 1024 * 1024,
     bus: Any = None,
+    web: bool = False,
 ) -> AsyncIterator[Gateway]:
     settings = settings or Settings(
         slack_signing_secret=SLACK_SECRET, telegram_bot_token="1:abc", telegram_secret_token=TG_TOKEN
@@ -109,6 +110,10 @@ async def running(
         ingestor=ingestor,
         max_body=max_body,
     )
+    if web:
+        from connectors.web.setup import build_web
+
+        state.web = build_web(settings, file, bus=the_bus, store=store, ingestor=ingestor, metrics=metrics, dev=True)
     async with TestClient(TestServer(build_app(state))) as client:
         yield Gateway(client, memory_bus, store, metrics, state)
 
