@@ -111,7 +111,7 @@ async def test_purge_without_yes_says_what_it_would_delete_and_with_yes_deletes_
         dry = await asyncio.to_thread(gateway, "purge", env=env)
         assert dry.returncode == 1, dry.stdout + dry.stderr
         assert f"gateway purge --yes would delete everything of namespace {namespace!r}:" in dry.stdout
-        assert "RabbitMQ: 41 queues holding 4 messages (1 dead letter), 3 exchanges" in dry.stdout
+        assert "RabbitMQ: 41 queues holding 4 messages (1 dead letter), 4 exchanges" in dry.stdout
         assert "Redis:    4 keys (dedupe 1, hist 1, mem 1, turn 1)" in dry.stdout
         assert "nothing was deleted" in dry.stdout
         assert len(await _keys(redis_url, namespace)) == 4
@@ -125,7 +125,7 @@ async def test_purge_without_yes_says_what_it_would_delete_and_with_yes_deletes_
         names = [f"{namespace}.dispatch.{p}" for p in range(20)] + [f"{namespace}.outbound.{p}" for p in range(20)]
         for name in [*names, f"{namespace}.dead"]:
             assert not await _exists(amqp, "queue", name), name
-        for name in (f"{namespace}.events", f"{namespace}.outbound", f"{namespace}.dead"):
+        for name in (f"{namespace}.events", f"{namespace}.outbound", f"{namespace}.dead", f"{namespace}.web"):
             assert not await _exists(amqp, "exchange", name), name
 
         assert len(await _keys(redis_url, sibling)) == 4
