@@ -31,8 +31,7 @@ def _listed_names() -> list[str]:
         for path in REPO.rglob("*")
         if path.is_file()
         and not any(
-            part in NOT_SHIPPED or part.endswith((".egg-info", "_cache"))
-            for part in path.relative_to(REPO).parts[:-1]
+            part in NOT_SHIPPED or part.endswith((".egg-info", "_cache")) for part in path.relative_to(REPO).parts[:-1]
         )
     ]
 
