@@ -84,6 +84,11 @@ def _builtins(settings: Settings) -> dict[str, Callable[[], Any]]:
     return out
 
 
+def agent_names(settings: Settings, file: GatewayFile) -> set[str]:
+    """The names a consumer with these settings serves, without importing any agent."""
+    return set(_builtins(settings)) | set(file.agents)
+
+
 def load_agents(settings: Settings, file: GatewayFile) -> dict[str, AgentFactory]:
     """Every agent, ready to serve; raises :class:`ConfigError` naming every broken one."""
     agents, problems = agents_and_problems(settings, file)

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from agents.registry import agent_names
+from gateway.errors import ConfigError
 from gateway.events import Event, EventKind, ReplyAddress, Sender, new_id
 from gateway.ingest import Ingestor, Outcome
 from gateway.routing import conversation_key
@@ -47,9 +49,11 @@ def webhook_customer(source: str, customer: str, *, reply_url: str | None = None
 
 
 class GatewayClient:
-    def __init__(self, ingestor: Ingestor, partition_of: Any) -> None:
+    def __init__(self, ingestor: Ingestor, partition_of: Any, agents: set[str] | None = None) -> None:
         self._ingestor = ingestor
         self._partition_of = partition_of
+        #: The agents a consumer with the same settings serves; ``None`` accepts any name.
+        self._agents = agents
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -57,7 +61,7 @@ class GatewayClient:
         settings = settings or Settings()
         require_services(settings, "client")
         async with open_runtime(settings) as rt:
-            yield cls(rt.ingestor(), rt.bus.topology.partition_of)
+            yield cls(rt.ingestor(), rt.bus.topology.partition_of, agent_names(settings, rt.file))
 
     async def dispatch(
         self,
@@ -70,7 +74,15 @@ class GatewayClient:
         kind: EventKind = EventKind.MESSAGE,
         raw: dict[str, Any] | None = None,
     ) -> Receipt:
-        """Publish one event durably; returns once RabbitMQ confirmed (raises PublishError otherwise)."""
+        """Publish one event durably; returns once RabbitMQ confirmed (raises PublishError otherwise).
+
+        An ``agent`` no consumer with these settings serves raises :class:`ConfigError` before anything is
+        published (it would only reach the dead letters). A repeated ``idempotency_key`` publishes nothing and
+        returns the first event's id with ``duplicate=True``.
+        """
+        if agent is not None and self._agents is not None and agent not in self._agents:
+            known = ", ".join(sorted(self._agents))
+            raise ConfigError(f"unknown agent {agent!r}: this gateway serves {known} (agents are set in gateway.toml)")
         event_id = new_id()
         event = Event(
             id=event_id,
@@ -85,10 +97,10 @@ class GatewayClient:
             message_ref=f"api:{idempotency_key or event_id}",
             raw=raw or {},
         )
-        outcome = await self._ingestor.accept(event, agent=agent)
+        admitted = await self._ingestor.admit(event, agent=agent)
         return Receipt(
-            event_id=event_id,
+            event_id=admitted.event_id,
             conversation_key=event.conversation_key,
             partition=self._partition_of(event.conversation_key),
-            duplicate=outcome is not Outcome.PUBLISHED,
+            duplicate=admitted.outcome is not Outcome.PUBLISHED,
         )

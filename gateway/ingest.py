@@ -9,6 +9,7 @@ an attempt that then fails would lose the event.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
@@ -30,6 +31,13 @@ class Outcome(StrEnum):
     IN_FLIGHT = "in_flight"
 
 
+@dataclass(frozen=True)
+class Admission:
+    outcome: Outcome
+    #: The event that carries this delivery: the one just published, or, for a duplicate, the first one.
+    event_id: str
+
+
 def dedupe_key(event: Event) -> str:
     return f"dedupe:{event.platform}:{event.reply_to.bot}:{event.delivery_id}"
 
@@ -49,6 +57,10 @@ class Ingestor:
 
         ``agent`` overrides the route's agent (dispatch from code names its agent).
         """
+        return (await self.admit(event, agent=agent)).outcome
+
+    async def admit(self, event: Event, *, agent: str | None = None) -> Admission:
+        """:meth:`accept`, also saying which event carries the delivery (the first one, for a duplicate)."""
         check_event(event)
         event = self._router.apply(event)
         if agent is not None and event.agent != agent:
@@ -57,7 +69,9 @@ class Ingestor:
         existing = await self._store.claim(key, f"pending:{event.id}", PENDING_TTL)
         if existing is not None:
             self._metrics.dedupe_hits.labels(event.platform).inc()
-            return Outcome.IN_FLIGHT if existing.startswith("pending:") else Outcome.DUPLICATE
+            state, _, first_id = existing.partition(":")
+            outcome = Outcome.IN_FLIGHT if state == "pending" else Outcome.DUPLICATE
+            return Admission(outcome, first_id or event.id)
         try:
             await self._publisher.event(event)
         except BaseException:
@@ -75,7 +89,7 @@ class Ingestor:
             kind=str(event.kind),
             agent=event.agent,
         )
-        return Outcome.PUBLISHED
+        return Admission(Outcome.PUBLISHED, event.id)
 
     async def _release(self, key: str) -> None:
         try:

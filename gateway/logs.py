@@ -102,6 +102,36 @@ def _one_writer(writer: TickWriter) -> Any:
     return factory
 
 
+class ToStructlog(logging.Handler):
+    """Library log records (aiormq, aio-pika, aiohttp, asyncio) through the same pipeline as ours.
+
+    Without it a library's warning reaches stderr as bare text and its traceback as many lines, so a
+    JSON log is no longer one JSON object per line. Here each record becomes one line, with the logger's
+    name in ``logger`` and any traceback in the ``exception`` field.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string: keep the template rather than lose the line
+            message = str(record.msg)
+        fields: dict[str, Any] = {"logger": record.name}
+        if record.exc_info and record.exc_info[0] is not None:
+            fields["exc_info"] = record.exc_info
+        structlog.get_logger(record.name).log(record.levelno, message, **fields)
+
+
+def _route_stdlib(level: str) -> None:
+    """Send every stdlib record at or above max(warning, ``level``) through structlog, and only there."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, ToStructlog)]:
+        root.removeHandler(handler)
+    root.addHandler(ToStructlog())
+    # Libraries' info lines (aiohttp's access log: one per request) stay out unless debugging.
+    wanted = logging.getLevelName(level.upper())
+    root.setLevel(wanted if wanted == logging.DEBUG else max(logging.WARNING, wanted))
+
+
 def configure(fmt: str = "json", level: str = "info") -> None:
     renderer: Any = structlog.processors.JSONRenderer()
     factory: Any = structlog.PrintLoggerFactory(file=sys.stderr)
@@ -125,3 +155,4 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    _route_stdlib(level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.client import GatewayClient, slack_thread
+from gateway.errors import ConfigError
 from gateway.settings import Settings
 from tests.e2e.conftest import gateway_env
 from tests.fakes.slack_api import FakeSlack
@@ -31,14 +32,19 @@ async def test_dispatch_returns_a_receipt_and_the_agent_answers_once(
             other = await client.dispatch(
                 "second report", to=slack_thread("CAPI", "1700.1"), agent="echo", idempotency_key="report-2"
             )
+            with pytest.raises(ConfigError, match=r"unknown agent 'ehco': this gateway serves echo"):
+                await client.dispatch("typo", to=slack_thread("CAPI", "1700.1"), agent="ehco")
         messages = await slack.wait_for_messages(2)
     finally:
         assert await gw.terminate() == 0
     assert first.duplicate is False
     assert again.duplicate is True
+    assert again.event_id == first.event_id  # the caller can correlate the retry with the first event
     assert other.duplicate is False
     assert first.conversation_key == "slack:app:CAPI:1700.1"
     assert 0 <= first.partition < 16
+    assert other.event_id != first.event_id
+    # the refused typo published nothing: exactly the two reports were answered
     assert [(m["channel"], m["thread_ts"], m["text"]) for m in messages] == [
         ("CAPI", "1700.1", "echo: report ready"),
         ("CAPI", "1700.1", "echo: second report"),

@@ -67,3 +67,36 @@ def test_a_failed_write_loses_only_its_own_lines_and_logging_goes_on() -> None:
     writer.info(b"lost with the pipe")
     writer.info(b"after")
     assert out.getvalue() == b"after\n"
+
+
+def test_library_records_and_their_tracebacks_are_json_lines_like_ours() -> None:
+    """aiormq's, asyncio's and other libraries' records go through structlog: every stderr line is one JSON
+    object, the traceback a field of the line, not text of its own."""
+    import json
+    import subprocess
+    import sys
+
+    program = """
+import asyncio, logging
+from gateway import logs
+logs.configure("json", "info")
+logging.getLogger("aiormq.connection").warning("error when creating transport %s", "amqp://x")
+try:
+    raise ConnectionRefusedError(111, "Connect call failed")
+except OSError:
+    logging.getLogger("asyncio").exception("Task exception was never retrieved")
+logging.getLogger("aiohttp.access").info("one line per request: not logged unless debugging")
+logging.getLogger("odd").warning("%d widgets", "not a number")
+import structlog
+structlog.get_logger("gateway").info("ours")
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=True)
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # raises on any non-JSON line
+    assert [(r.get("logger", "-"), r["event"], r["level"]) for r in lines] == [
+        ("aiormq.connection", "error when creating transport amqp://x", "warning"),
+        ("asyncio", "Task exception was never retrieved", "error"),
+        ("odd", "%d widgets", "warning"),
+        ("-", "ours", "info"),
+    ]
+    assert "ConnectionRefusedError: [Errno 111] Connect call failed" in lines[1]["exception"]
+    assert "Traceback (most recent call last)" in lines[1]["exception"]
