@@ -1,10 +1,12 @@
 """Chat models behind one small interface; OpenAI-compatible servers first.
 
 The official ``openai`` client pointed at ``OPENAI_BASE_URL`` speaks to
-OpenAI, Ollama, vLLM, LM Studio and OpenRouter alike. The client retries 429s
-(honouring ``Retry-After``), 5xx and connection errors with backoff; what
-still fails raises :class:`ModelError` and the turn fails as a whole (the
-dispatcher retries it, then dead-letters it): never a half-answer.
+OpenAI, Ollama, vLLM, LM Studio and OpenRouter alike. The client itself does
+not retry (``max_retries=0``): a failure raises :class:`ModelError` and the
+turn fails as a whole, which the dispatcher retries ``GATEWAY_TURN_ATTEMPTS``
+times in all, waiting at least the server's ``Retry-After`` on a 429, then
+dead-letters: one retry budget per event, never the client's retries
+multiplied by the dispatcher's, and never a half-answer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,24 @@ import openai
 
 
 class ModelError(Exception):
-    """The model server could not give an answer."""
+    """The model server could not give an answer.
+
+    ``retry_after`` (seconds) is the server's ``Retry-After`` when it said how long to wait; the dispatcher
+    waits at least that long before its next attempt.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:  # an HTTP date: rare from model servers; the dispatcher's own backoff applies
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,7 @@ class OpenAIChat:
         base_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
-        max_retries: int = 2,
+        max_retries: int = 0,
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
         self.model = model
@@ -69,7 +88,9 @@ class OpenAIChat:
         try:
             resp = await self._client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
-            raise ModelError(f"model server answered {exc.status_code}: {exc.message}") from exc
+            raise ModelError(
+                f"model server answered {exc.status_code}: {exc.message}", retry_after=_retry_after(exc)
+            ) from exc
         except openai.APIError as exc:
             raise ModelError(f"model server unreachable: {exc}") from exc
         if not resp.choices:

@@ -234,7 +234,7 @@ class Dispatcher:
                     self._metrics.turns.labels(agent, "error").inc()
                     log.warning("turn_failed", attempt=attempt, of=self._cfg.attempts, error=error, traceback=trace)
                     if attempt < self._cfg.attempts:
-                        await asyncio.sleep(self._cfg.retry_base * 2 ** (attempt - 1))
+                        await asyncio.sleep(self._backoff(attempt, exc))
                     continue
                 ok, seconds = self._agent_metrics(agent)
                 ok.inc()
@@ -250,6 +250,20 @@ class Dispatcher:
                 await self._dead.send(
                     d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt, traceback=trace
                 )
+
+    def _backoff(self, attempt: int, exc: BaseException) -> float:
+        """Exponential backoff, or longer when the failure said how long to wait (a model's 429
+        ``Retry-After``), bounded by the turn timeout so a silly header cannot park the conversation."""
+        delay = self._cfg.retry_base * 2 ** (attempt - 1)
+        cause: BaseException | None = exc
+        for _ in range(5):  # the agent may wrap the model's error (AgentError from ModelError)
+            if cause is None:
+                break
+            asked = getattr(cause, "retry_after", None)
+            if isinstance(asked, int | float) and asked > delay:
+                return min(float(asked), self._cfg.turn_timeout)
+            cause = cause.__cause__
+        return delay
 
     def _agent_metrics(self, agent: str) -> tuple[Any, Any]:
         """The labelled children for an agent, looked up once (labels() costs more than inc())."""

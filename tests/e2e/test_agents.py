@@ -145,6 +145,34 @@ async def test_model_server_that_keeps_failing_ends_in_the_dead_letter_queue(
     assert dead.headers["x-stage"] == "dispatch"
     assert dead.headers["x-reason"] == "turn_failed"
     assert "500" in dead.headers["x-error"]
-    assert dead.headers["x-attempts"] >= 2
+    assert dead.headers["x-attempts"] == 2
+    # One retry budget per event: 2 turn attempts are 2 model requests, not 2 x the client's own retries.
+    assert len(openai_fake.requests) == 2
     assert json.loads(dead.body)["text"] == "are you there?"
     assert slack.messages == []
+
+
+async def test_a_rate_limited_model_is_retried_after_its_retry_after_and_the_user_gets_one_answer(
+    services, slack, telegram, openai_fake, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    openai_fake.rate_limit_next(1, retry_after=1)
+    gw = await start(
+        services,
+        slack,
+        telegram,
+        openai_fake,
+        tmp_path,
+        GATEWAY_DEFAULT_AGENT="llm",
+        GATEWAY_TURN_ATTEMPTS="3",
+        GATEWAY_RETRY_BASE="0.01",
+    )
+    try:
+        await say(gw, "busy?", thread="1700000500.000001", ts="1700000500.000001")
+        [message] = await slack.wait_for_messages(1)
+    finally:
+        assert await gw.terminate() == 0
+    assert message["text"] == "echo: busy?"
+    calls = openai_fake.calls_for("chat.completions")
+    assert [c.status for c in calls] == [429, 200]
+    # the dispatcher waited the server's Retry-After (1 s), not its own 0.01 s backoff
+    assert calls[1].at - calls[0].at >= 0.9
