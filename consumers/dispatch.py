@@ -254,7 +254,7 @@ class Dispatcher:
     def _backoff(self, attempt: int, exc: BaseException) -> float:
         """Exponential backoff, or longer when the failure said how long to wait (a model's 429
         ``Retry-After``), bounded by the turn timeout so a silly header cannot park the conversation."""
-        delay = self._cfg.retry_base * 2 ** (attempt - 1)
+        delay: float = self._cfg.retry_base * 2 ** (attempt - 1)
         cause: BaseException | None = exc
         for _ in range(5):  # the agent may wrap the model's error (AgentError from ModelError)
             if cause is None:
