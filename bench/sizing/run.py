@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import redis.asyncio as aioredis  # noqa: E402
+import redis.asyncio as aioredis
 
-from gateway import samples  # noqa: E402
-from tests.e2e.conftest import SLACK_SECRET, gateway_env  # noqa: E402
-from tests.fakes.slack_api import FakeSlack  # noqa: E402
-from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
-from tests.support.processes import GatewayProcess, post  # noqa: E402
-from tests.support.services import AMQP_URL, REDIS_URL, purge_namespace  # noqa: E402
-from tests.support.signing import slack_headers  # noqa: E402
+from gateway import samples
+from tests.e2e.conftest import SLACK_SECRET, gateway_env
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.telegram_api import FakeTelegram
+from tests.support.processes import GatewayProcess, post
+from tests.support.services import AMQP_URL, REDIS_URL, purge_namespace
+from tests.support.signing import slack_headers
 
 
 async def measure(turns: int, convs: int, text_chars: int) -> dict[str, tuple[int, int]]:
@@ -41,9 +41,7 @@ async def measure(turns: int, convs: int, text_chars: int) -> dict[str, tuple[in
             for t in range(turns):
                 for c in range(convs):
                     thread = f"1700001{c:03d}.000001"
-                    body = samples.slack_message(
-                        text, channel="CSIZE", thread_ts=thread, ts=f"17000{t:05d}.{c:06d}"
-                    )
+                    body = samples.slack_message(text, channel="CSIZE", thread_ts=thread, ts=f"17000{t:05d}.{c:06d}")
                     assert await post(f"{gw.url}/slack/events", body, slack_headers(SLACK_SECRET, body)) == 200
                     n += 1
             await slack.wait_for_messages(n, timeout=120)
