@@ -10,6 +10,7 @@ import structlog
 from connectors import secret_policy
 from connectors.web.setup import build_web
 from gateway.http import HttpState, build_app
+from gateway.presence import announced, ingress_member
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
 from gateway.server import ensure_port_free, serve_http, stop_event
 from gateway.settings import Settings
@@ -44,15 +45,16 @@ async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         state = ingress_state(rt)  # bad configuration fails here, before listening
         app = build_app(state)
         settle_heap()
-        await serve_http(
-            app,
-            settings.host,
-            settings.port,
-            stop,
-            grace=settings.shutdown_grace,
-            header_timeout=settings.header_timeout,
-            drain_delay=settings.drain_delay,
-        )
+        async with announced(rt.store, ingress_member(settings.host, settings.port), settings.lease_ttl):
+            await serve_http(
+                app,
+                settings.host,
+                settings.port,
+                stop,
+                grace=settings.shutdown_grace,
+                header_timeout=settings.header_timeout,
+                drain_delay=settings.drain_delay,
+            )
     return 0
 
 

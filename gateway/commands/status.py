@@ -9,14 +9,17 @@ How each number is measured:
 - est. wait of a partition: depth / taken/s (Little's law), an estimate of how long an event
   arriving now waits before a consumer takes it; "stalled" when events wait and none was taken
   during the window (no consumer, or one stuck at its prefetch limit);
-- consumers: the partition leases (``lease:{p}``) and live members (group ``consumers``) in Redis.
+- consumers: the partition leases (``lease:{p}``) and live members (group ``consumers``) in Redis;
+- serve instances: the live members of the group ``ingress`` (each ``gateway serve`` heartbeats into it).
 
 It does not peek at the oldest waiting event: RabbitMQ refuses ``basic.get`` on quorum queues
 with single-active-consumer, and peeking with a consumer gives the message back with
 ``x-delivery-count`` + 1, which counts toward the dispatcher's redelivery limit (a ``watch gateway
 status`` could dead-letter a waiting event). The exact wait of events that reached a consumer is
 ``gateway_queue_lag_seconds``; the estimate here covers the ones still in the queue.
-Exit status: 0 when RabbitMQ and Redis answer, 1 when either does not, 2 on bad configuration.
+Exit status: 0 when RabbitMQ and Redis answer, 1 when either does not, 2 on bad configuration. With
+``--strict`` (for scripts and probes) also 3 when something needs a person: no live consumer, no live serve
+instance, an unowned or stalled partition, or dead letters; the report's ``problems`` lists which.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from gateway.bus.topology import Topology
 from gateway.commands.parsers import documented_parser
 from gateway.errors import ConfigError
 from gateway.operators import BrokerUnreachable, format_age, format_partitions, open_broker, paint
+from gateway.presence import INGRESS
 from gateway.runtime import make_store
 from gateway.settings import Settings
 
@@ -125,17 +129,17 @@ async def queue_stats(bus: Bus, interval: float) -> list[QueueStat]:
     return stats
 
 
-async def lease_view(settings: Settings) -> tuple[list[str], list[str | None], str | None]:
-    """(live members, owner of each partition, error)."""
+async def lease_view(settings: Settings) -> tuple[list[str], list[str | None], list[str], str | None]:
+    """(live consumers, owner of each partition, live serve instances, error)."""
     store = make_store(settings)
     try:
         if not await store.ping():
-            return [], [], "Redis at REDIS_URL did not answer PING"
+            return [], [], [], "Redis at REDIS_URL did not answer PING"
         members = await store.members(GROUP)
         owners = await store.lease_owners([lease_key(p) for p in range(settings.partitions)])
-        return members, owners, None
+        return members, owners, sorted(await store.members(INGRESS)), None
     except Exception as exc:
-        return [], [], f"Redis at REDIS_URL failed: {exc!r}"
+        return [], [], [], f"Redis at REDIS_URL failed: {exc!r}"
     finally:
         await store.close()
 
@@ -150,6 +154,7 @@ def build_report(
     broker_error: str | None,
     redis_error: str | None,
     interval: float,
+    serve: list[str] | None = None,
 ) -> dict[str, Any]:
     held: dict[str, list[int]] = {m: [] for m in members}
     for p, owner in enumerate(owners):
@@ -158,20 +163,33 @@ def build_report(
     dispatch = [q for q in queues or [] if q.role == "dispatch"]
     waits = [q.est_wait_s for q in dispatch if q.est_wait_s is not None]
     dead = next((q.messages for q in queues or [] if q.role == "dead"), None)
+    unowned = [p for p, o in enumerate(owners) if o is None] if redis_error is None else None
+    stalled = [q.partition for q in dispatch if q.stalled and q.partition is not None]
+    problems = [
+        *([f"RabbitMQ unreachable: {broker_error}"] if broker_error else []),
+        *([f"Redis unreachable: {redis_error}"] if redis_error else []),
+        *(["no live consumer: events wait in their queues"] if redis_error is None and not members else []),
+        *(["no live serve instance"] if redis_error is None and serve is not None and not serve else []),
+        *([f"unowned partitions: {format_partitions(unowned)}"] if unowned and members else []),
+        *([f"stalled partitions: {format_partitions(stalled)}"] if stalled else []),
+        *([f"{dead} dead letters"] if dead else []),
+    ]
     return {
         "ok": broker_error is None and redis_error is None,
+        "problems": problems,
         "namespace": namespace,
         "partitions": partitions,
         "broker": {"ok": broker_error is None, "error": broker_error},
         "redis": {"ok": redis_error is None, "error": redis_error},
         "members": members,
+        "serve": serve,
         "consumers": [{"id": c, "live": c in members, "partitions": ps} for c, ps in sorted(held.items())],
-        "unowned": [p for p, o in enumerate(owners) if o is None] if redis_error is None else None,
+        "unowned": unowned,
         "queues": None if queues is None else [_queue_json(q, owners) for q in queues],
         "dead_letters": dead,
         "waiting_events": None if queues is None else sum(q.messages for q in dispatch),
         "est_wait_s": round(max(waits), 3) if waits else None,
-        "stalled_partitions": [q.partition for q in dispatch if q.stalled],
+        "stalled_partitions": stalled,
         "rate_window_s": interval if interval > 0 else None,
     }
 
@@ -200,8 +218,15 @@ def format_report(r: dict[str, Any], *, color: bool = False) -> list[str]:
         f"namespace {r['namespace']!r}, {r['partitions']} partitions",
         f"  broker  {state(r['broker'])}",
         f"  redis   {state(r['redis'])}",
-        f"consumers: {len(r['members'])} live",
     ]
+    serve = r.get("serve")
+    if serve is not None:
+        lines.append(f"serve: {len(serve)} live" if serve else paint("serve: no live serve instance", "warn", color))
+        lines += [f"  {s}" for s in serve]
+    if r["members"] or not r["redis"]["ok"]:
+        lines.append(f"consumers: {len(r['members'])} live")
+    else:
+        lines.append(paint("consumers: no live consumer: events wait in their queues", "dead", color))
     for c in r["consumers"]:
         note = "" if c["live"] else paint("  (not a live member: lease expiring)", "warn", color)
         ps = c["partitions"]
@@ -246,7 +271,7 @@ async def collect(settings: Settings, interval: float) -> dict[str, Any]:
         broker_error = str(exc)
     except Exception as exc:  # a queue refused the passive declare, the connection dropped...
         broker_error = f"RabbitMQ failed while reading queues: {exc!r}"
-    members, owners, redis_error = await leases
+    members, owners, serve, redis_error = await leases
     return build_report(
         namespace=settings.namespace,
         partitions=settings.partitions,
@@ -256,6 +281,7 @@ async def collect(settings: Settings, interval: float) -> dict[str, Any]:
         broker_error=broker_error,
         redis_error=redis_error,
         interval=interval,
+        serve=serve if redis_error is None else None,
     )
 
 
@@ -270,7 +296,9 @@ async def run_status(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print("\n".join(format_report(report, color=sys.stdout.isatty())))
-    return 0 if report["ok"] else 1
+    if not report["ok"]:
+        return 1
+    return 3 if args.strict and report["problems"] else 0
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -281,6 +309,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         doc=__doc__,
     )
     p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 when something needs a person (no live consumer or serve instance, unowned or stalled "
+        "partitions, dead letters); 1 still means a service is unreachable",
+    )
     p.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS", help="rate sampling window (default 1; 0 = no rates)"
     )

@@ -333,7 +333,7 @@ async def test_status_reports_the_partitions_two_consumers_hold(
     store = RedisStore(redis, namespace)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(store.close)
-        await stack.enter_async_context(running("serve", env))
+        serving = await stack.enter_async_context(running("serve", env))
         for i in range(2):
             await stack.enter_async_context(running("consume", {**env, "GATEWAY_CONSUMER_ID": f"c{i}"}, name=f"c{i}"))
 
@@ -358,14 +358,35 @@ async def test_status_reports_the_partitions_two_consumers_hold(
         assert all(q["owner"] in ("c0", "c1") and q["consumers"] >= 1 for q in dispatch)
         assert report["dead_letters"] == 0
         assert report["waiting_events"] == 0
+        [serve] = report["serve"]  # the one `gateway serve`, by host, pid and address
+        assert serve.endswith("@" + serving.url.removeprefix("http://")), serve
+        assert report["problems"] == []
 
-        code, text, _ = await gateway_cli(env, "status", "--interval", "0")
+        code, text, _ = await gateway_cli(env, "status", "--interval", "0", "--strict")
         assert code == 0
         assert "c0" in text
         assert "8 partitions" in text
+        assert "serve: 1 live" in text
 
         code, out, _ = await gateway_cli(
             {**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "status", "--json", "--interval", "0"
         )
         assert code == 1
         assert json.loads(out)["redis"]["ok"] is False
+
+
+async def test_status_says_plainly_when_no_consumer_or_serve_is_live_and_strict_exits_3(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram
+) -> None:
+    amqp, redis, namespace = services
+    env = with_root(gateway_env(slack, telegram, amqp=amqp, redis=redis, namespace=namespace))
+    bus = AmqpBus(amqp, Topology(namespace, 16))
+    await bus.start()  # the topology exists, nobody serves or consumes it
+    await bus.close()
+    code, text, _ = await gateway_cli(env, "status", "--interval", "0")
+    assert code == 0  # both services answer: without --strict this is not a failure
+    assert "consumers: no live consumer: events wait in their queues" in text
+    assert "serve: no live serve instance" in text
+    code, out, _ = await gateway_cli(env, "status", "--json", "--interval", "0", "--strict")
+    assert code == 3
+    assert json.loads(out)["problems"][:2] == ["no live consumer: events wait in their queues", "no live serve instance"]

@@ -137,3 +137,17 @@ async def test_status_needs_both_services() -> None:
 
     with pytest.raises(ConfigError, match="needs AMQP_URL and REDIS_URL"):
         await run_status(Settings(), argparse.Namespace(json=True, interval=0.0))
+
+
+def test_problems_name_what_needs_a_person() -> None:
+    assert report(serve=["h-1@127.0.0.1:8080"])["problems"] == [
+        "unowned partitions: 3",
+        "stalled partitions: 3",
+        "5 dead letters",
+    ]
+    quiet = report(members=[], owners=[None] * 4, serve=[], queues=stats({}))
+    assert quiet["problems"] == ["no live consumer: events wait in their queues", "no live serve instance"]
+    text = "\n".join(format_report(quiet))
+    assert "consumers: no live consumer: events wait in their queues" in text
+    assert "serve: no live serve instance" in text
+    assert report(queues=None, broker_error="refused")["problems"][0] == "RabbitMQ unreachable: refused"
