@@ -389,4 +389,5 @@ async def test_status_says_plainly_when_no_consumer_or_serve_is_live_and_strict_
     assert "serve: no live serve instance" in text
     code, out, _ = await gateway_cli(env, "status", "--json", "--interval", "0", "--strict")
     assert code == 3
-    assert json.loads(out)["problems"][:2] == ["no live consumer: events wait in their queues", "no live serve instance"]
+    problems = json.loads(out)["problems"]
+    assert problems[:2] == ["no live consumer: events wait in their queues", "no live serve instance"]
