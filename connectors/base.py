@@ -28,6 +28,9 @@ class InboundRequest:
     body: bytes
     #: Unix time the request arrived (injected so tests control the clock).
     now: float
+    #: The HTTP method (a GET handshake such as WhatsApp's ``hub.challenge``) and the query parameters.
+    method: str = "POST"
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

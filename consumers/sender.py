@@ -27,6 +27,8 @@ from gateway.store.base import Store
 
 log = structlog.get_logger(__name__)
 SENT_TTL = 7 * 24 * 3600.0
+#: Seconds between sweeps of idle per-chat rate buckets.
+FORGET_EVERY = 60.0
 
 
 def chat_key(message: OutboundMessage) -> str:
@@ -63,6 +65,7 @@ class Sender:
         self._metrics = metrics
         self._attempts = attempts
         self._retry_base = retry_base
+        self._forgot_at = time.monotonic()
 
     @staticmethod
     def lane_key(delivery: Delivery) -> str:
@@ -76,6 +79,10 @@ class Sender:
     async def run(self, _chat: str, deliveries: list[Delivery]) -> None:
         for d in deliveries:
             await self._one(d)
+        now = time.monotonic()
+        if now - self._forgot_at > FORGET_EVERY:  # full per-chat buckets carry nothing: let them go
+            self._forgot_at = now
+            self._limiter.forget_idle()
 
     async def _one(self, d: Delivery) -> None:
         if not d.alive():  # its channel died: the broker delivers it again on the new one

@@ -1,32 +1,31 @@
-"""Building the platform senders from settings (only those with credentials)."""
+"""Building the platform senders, each from its platform (only those with credentials)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import structlog
+
+from connectors.console import ConsoleSender
 from connectors.outbound import PlatformSender
-from connectors.slack.sender import SlackSender
-from connectors.telegram.sender import TelegramSender
-from connectors.webhooks.sender import WebhookSender
-from connectors.webhooks.signing import secret_key
-from gateway.config import GatewayFile
-from gateway.settings import Settings
+from connectors.platform import Parts, Platform
+
+log = structlog.get_logger(__name__)
 
 
-def build_senders(settings: Settings, file: GatewayFile) -> dict[str, PlatformSender]:
+def build_senders(
+    parts: Parts, platforms: Mapping[str, Platform], *, console_fallback: bool = False
+) -> dict[str, PlatformSender]:
+    """One sender per platform that can send. Without credentials a platform's replies are dead-lettered, or,
+    in ``gateway dev`` (``console_fallback``), printed by a console stand-in."""
     out: dict[str, PlatformSender] = {}
-    if settings.slack_bot_token is not None:
-        out["slack"] = SlackSender(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    tokens: dict[str, str] = {}
-    if settings.telegram_bot_token is not None:
-        tokens["default"] = settings.telegram_bot_token.get_secret_value()
-    for name, bot in file.telegram.bots.items():
-        tokens[name] = bot.token(name).get_secret_value()
-    if tokens:
-        out["telegram"] = TelegramSender(tokens, settings.telegram_api_url)
-    keys = {
-        name: secret_key(src.reply_secret(name).get_secret_value())
-        for name, src in file.webhooks.sources.items()
-        if src.reply_url
-    }
-    if keys:
-        out["webhook"] = WebhookSender(keys)
+    for name, platform in platforms.items():
+        sender = platform.outbound(parts)
+        if sender is not None:
+            out[name] = sender
+        elif console_fallback and platform.console_fallback:
+            out[name] = ConsoleSender(name)
+            log.info("no_sender", platform=name, note=f"no credentials: {name} replies are printed here")
+        else:
+            log.info("no_sender", platform=name, note=f"no credentials: {name} replies are dead-lettered")
     return out

@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Mapping
 from types import TracebackType
 
 import structlog
 
 from agents.registry import AgentFactory
 from connectors.outbound import PlatformSender
+from connectors.platform import RatePolicy
 from consumers.deadletter import DeadLetters
 from consumers.dispatch import DispatchConfig, Dispatcher
 from consumers.leases import LeaseManager
 from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
-from consumers.ratelimit import Limits, RateLimiter
+from consumers.ratelimit import RateLimiter
 from consumers.sender import Sender
 from gateway.bus.base import Bus
 from gateway.metrics import Metrics
@@ -38,18 +40,6 @@ def default_consumer_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
-def limits_from(settings: Settings) -> Limits:
-    return Limits(
-        slack_channel_rate=settings.slack_channel_rate,
-        slack_channel_burst=settings.slack_channel_burst,
-        slack_workspace_rate=settings.slack_workspace_rate,
-        telegram_chat_rate=settings.telegram_chat_rate,
-        telegram_chat_burst=settings.telegram_chat_burst,
-        telegram_group_per_minute=settings.telegram_group_per_minute,
-        telegram_bot_rate=settings.telegram_bot_rate,
-    )
-
-
 class ConsumerWorker:
     def __init__(
         self,
@@ -61,6 +51,7 @@ class ConsumerWorker:
         metrics: Metrics,
         agents: dict[str, AgentFactory],
         senders: dict[str, PlatformSender],
+        rate_policies: Mapping[str, RatePolicy],
     ) -> None:
         self.settings = settings
         self.id = settings.consumer_id or default_consumer_id()
@@ -93,7 +84,7 @@ class ConsumerWorker:
         self.sender = Sender(
             senders,
             store=store,
-            limiter=RateLimiter(store, limits_from(settings)),
+            limiter=RateLimiter(store, rate_policies, senders=senders),
             dead=dead,
             metrics=metrics,
             attempts=settings.send_attempts,

@@ -99,7 +99,8 @@ class AgentConfig(_Strict):
 
 
 class RouteConfig(_Strict):
-    platform: Literal["slack", "telegram", "webhook", "web"]
+    #: A platform's name (slack, telegram, webhook, web, or one from GATEWAY_PLATFORMS); checked at start-up.
+    platform: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     #: Slack team, Telegram bot name or webhook source; None matches any.
     bot: str | None = None
     #: Slack channel id or Telegram chat id; None matches any.

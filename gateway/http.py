@@ -44,8 +44,8 @@ class HttpState:
     draining: bool = False
     #: Extra readiness checks (e.g. "consumer holds its leases"); name -> async check.
     checks: dict[str, Callable[[], Awaitable[bool]]] = field(default_factory=dict)
-    #: The web chat and app API (connectors/web), when enabled.
-    web: Any = None
+    #: Platforms' own routes (the web chat's pages, streams and sockets), mounted beside the webhooks.
+    mounts: list[Callable[[web.Application], None]] = field(default_factory=list)
 
 
 STATE = web.AppKey("state", HttpState)
@@ -107,10 +107,9 @@ def _accept_attributes(event: Event) -> dict[str, Any]:
     }
 
 
-def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    route = f"/{platform}/{{{param}}}"
-    span_name = f"POST {route}"
-    span_attributes = {"http.request.method": "POST", "http.route": route, "gateway.platform": platform}
+def _webhook(platform: str, route: str, param: str, method: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    span_name = f"{method} {route}"
+    span_attributes = {"http.request.method": method, "http.route": route, "gateway.platform": platform}
 
     async def traced(request: web.Request) -> web.Response:
         with tracing.span(span_name, kind="server", parent=request.headers, attributes=span_attributes) as current:
@@ -130,7 +129,8 @@ def _webhook(platform: str, param: str) -> Callable[[web.Request], Awaitable[web
         try:
             body = await _read_body(request, state.max_body, state.body_timeout)
             headers = {k.lower(): v for k, v in request.headers.items()}
-            result = connector.handle(InboundRequest(target, headers, body, time.time()))
+            inbound = InboundRequest(target, headers, body, time.time(), method=request.method, query=request.query)
+            result = connector.handle(inbound)
         except RequestError as exc:
             state.metrics.requests.labels(platform, type(exc).__name__).inc()
             log.info("request_refused", platform=platform, target=clip(target), status=exc.status, reason=exc.reason)
@@ -188,12 +188,12 @@ def build_app(state: HttpState, *, webhooks: bool = True) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    if webhooks and state.web is not None:
-        from connectors.web.routes import mount
-
-        mount(app, state.web)
-    if webhooks:
-        app.router.add_post("/slack/{endpoint}", _webhook("slack", "endpoint"))
-        app.router.add_post("/telegram/{bot}", _webhook("telegram", "bot"))
-        app.router.add_post("/webhooks/{source}", _webhook("webhook", "source"))
+    if not webhooks:
+        return app
+    for mount in state.mounts:
+        mount(app)
+    for platform in state.registry.platforms.values() if state.registry else ():
+        for endpoint in platform.endpoints:
+            handler = _webhook(platform.name, endpoint.path, endpoint.param, endpoint.method)
+            app.router.add_route(endpoint.method, endpoint.path, handler)
     return app

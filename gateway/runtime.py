@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 
 from connectors import Registry, build_registry
+from connectors.platform import Parts
 from gateway.backoff import Backoff
 from gateway.bus.amqp import AmqpBus
 from gateway.bus.base import Bus
@@ -47,8 +48,14 @@ class Runtime:
     router: Router
     embedded: bool
 
-    def registry(self) -> Registry:
-        return build_registry(self.settings, self.file)
+    def parts(self, *, ingestor: Ingestor | None = None, dev: bool = False) -> Parts:
+        """What platforms build their connectors, senders and routes from."""
+        return Parts(
+            self.settings, self.file, store=self.store, bus=self.bus, ingestor=ingestor, metrics=self.metrics, dev=dev
+        )
+
+    def registry(self, parts: Parts | None = None) -> Registry:
+        return build_registry(self.settings, self.file, parts or self.parts())
 
     def ingestor(self) -> Ingestor:
         return Ingestor(self.publisher, self.store, self.router, self.metrics, dedupe_ttl=self.settings.dedupe_ttl)

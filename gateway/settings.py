@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = Field("https://api.telegram.org", validation_alias=_env("TELEGRAM_API_URL"))
 
     web_secret: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_WEB_SECRET"))
+    #: Platforms from outside this repository: ``package.module:PLATFORM`` import paths, comma-separated.
+    extra_platforms: str | None = Field(None, validation_alias=_env("GATEWAY_PLATFORMS"))
 
     config_path: Path | None = Field(None, validation_alias=_env("GATEWAY_CONFIG"))
     default_agent: str = Field("echo", validation_alias=_env("GATEWAY_DEFAULT_AGENT"))

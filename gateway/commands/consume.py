@@ -9,8 +9,7 @@ import structlog
 
 from agents.registry import load_agents
 from connectors import secret_policy
-from connectors.console import ConsoleSender
-from connectors.web.sender import WebSender
+from connectors.registry import platforms
 from consumers.senders import build_senders
 from consumers.worker import ConsumerWorker
 from gateway.commands.serve import ingress_state
@@ -24,16 +23,8 @@ log = structlog.get_logger(__name__)
 
 def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorker:
     agents = load_agents(rt.settings, rt.file)
-    senders = build_senders(rt.settings, rt.file)
-    senders["web"] = WebSender(rt.store, rt.bus)  # web replies: a transcript entry and a hint to serve
-    for platform in ("slack", "telegram", "webhook"):
-        if platform in senders:
-            continue
-        if console_fallback:
-            senders[platform] = ConsoleSender(platform)
-            log.info("no_sender", platform=platform, note=f"no credentials: {platform} replies are printed here")
-        else:
-            log.info("no_sender", platform=platform, note=f"no credentials: {platform} replies are dead-lettered")
+    known = platforms(rt.settings)
+    senders = build_senders(rt.parts(), known, console_fallback=console_fallback)
     return ConsumerWorker(
         rt.settings,
         bus=rt.bus,
@@ -42,6 +33,7 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
         metrics=rt.metrics,
         agents=agents,
         senders=senders,
+        rate_policies={name: p.rate_policy(rt.settings) for name, p in known.items()},
     )
 
 

@@ -8,7 +8,6 @@ from typing import Any
 import structlog
 
 from connectors import secret_policy
-from connectors.web.setup import build_web
 from gateway.http import HttpState, build_app
 from gateway.presence import announced, ingress_member
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
@@ -19,13 +18,14 @@ log = structlog.get_logger(__name__)
 
 
 def ingress_state(rt: Runtime, *, dev: bool = False) -> HttpState:
-    registry = rt.registry()
+    ingestor = rt.ingestor()
+    parts = rt.parts(ingestor=ingestor, dev=dev)
+    registry = rt.registry(parts)
     for note in registry.notes:
         log.info("connector", note=note)
-    ingestor = rt.ingestor()
-    web = build_web(rt.settings, rt.file, bus=rt.bus, store=rt.store, ingestor=ingestor, metrics=rt.metrics, dev=dev)
+    mounts = [m for m in (p.http(parts) for p in registry.platforms.values() if p.http is not None) if m is not None]
     return HttpState(
-        web=web,
+        mounts=mounts,
         bus=rt.bus,
         store=rt.store,
         metrics=rt.metrics,

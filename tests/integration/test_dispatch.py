@@ -21,11 +21,13 @@ from opentelemetry.trace import StatusCode
 from agents.context import TurnContext, history_key
 from agents.memory import memory_key
 from agents.registry import AgentFactory
+from connectors.platform import Unlimited
+from connectors.slack.platform import SlackRates
 from consumers.deadletter import DeadLetters
 from consumers.dispatch import DispatchConfig, Dispatcher
 from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
-from consumers.ratelimit import Limits, RateLimiter
+from consumers.ratelimit import RateLimiter
 from consumers.sender import Sender
 from gateway import tracing
 from gateway.bus.amqp import AmqpBus
@@ -44,7 +46,7 @@ from tests.support.spans import memory_spans
 from tests.support.waiting import eventually
 
 PARTITIONS = 2
-FAST = Limits(slack_channel_rate=1e6, slack_channel_burst=1e6, slack_workspace_rate=1e6)
+FAST = {"slack": SlackRates(1e6, 1e6, 1e6), "telegram": Unlimited("tests"), "webhook": Unlimited("tests")}
 
 
 @dataclass

@@ -111,9 +111,13 @@ async def running(
         max_body=max_body,
     )
     if web:
-        from connectors.web.setup import build_web
+        from connectors.platform import Parts
+        from connectors.web.platform import http
 
-        state.web = build_web(settings, file, bus=the_bus, store=store, ingestor=ingestor, metrics=metrics, dev=True)
+        parts = Parts(settings, file, store=store, bus=the_bus, ingestor=ingestor, metrics=metrics, dev=True)
+        mount = http(parts)
+        assert mount is not None
+        state.mounts.append(mount)
     async with TestClient(TestServer(build_app(state))) as client:
         yield Gateway(client, memory_bus, store, metrics, state)
 

@@ -115,8 +115,8 @@ def test_gateway_send_builds_a_webhook_body_from_the_sources_pointers() -> None:
 
     from connectors.base import InboundRequest
     from connectors.webhooks.connector import WebhookConnector, WebhookSource
+    from connectors.webhooks.platform import webhook_body
     from connectors.webhooks.signing import secret_key, signature_headers
-    from gateway.commands.send import webhook_body
     from gateway.config import WebhookSourceConfig
 
     config = WebhookSourceConfig(secret_env="X", customer_pointer="/data/customer/id", text_pointer="/data/body")

@@ -10,8 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from consumers.ratelimit import Limits, LocalBucket, RateLimiter
+from connectors.platform import RatePolicy
+from connectors.registry import BUILT_IN
+from consumers.ratelimit import LocalBucket, RateLimiter
+from gateway.errors import ConfigError
 from gateway.events import OutboundAction, OutboundMessage, Platform, ReplyAddress
+from gateway.settings import Settings
 from gateway.store.memory import MemoryStore
 
 pytestmark = pytest.mark.timeout(10)
@@ -41,6 +45,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     monkeypatch.setattr("gateway.store.memory.time", fake_time)
     monkeypatch.setattr("consumers.ratelimit.asyncio", SimpleNamespace(sleep=c.sleep))
     return c
+
+
+def Limits(**settings: float) -> dict[str, RatePolicy]:
+    """Every built-in platform's policy, built by the platform from these settings (as `gateway consume` does)."""
+    built = Settings(**settings)  # type: ignore[arg-type]
+    return {p.name: p.rate_policy(built) for p in BUILT_IN}
 
 
 def message(platform: Platform, channel: str, *, bot: str = "b1", action: OutboundAction = "reply") -> OutboundMessage:
@@ -144,6 +154,19 @@ async def test_forget_idle_drops_only_full_buckets() -> None:
     limits = Limits(slack_channel_rate=0.001, slack_channel_burst=2, slack_workspace_rate=HIGH)
     limiter = RateLimiter(MemoryStore("t"), limits)
     await limiter.wait(message("slack", "C1"))
-    limiter._bucket("slack:b1:C2", 1, 1)  # created, never used: full
-    limiter.forget_idle()
+    limiter._local["slack:b1:C2"] = LocalBucket(1, 1)  # created, never used: full
+    assert limiter.forget_idle() == 1
     assert set(limiter._local) == {"slack:b1:C1"}
+
+
+def test_a_platform_that_sends_without_a_rate_policy_is_refused_at_start() -> None:
+    policies = Limits()
+    del policies["telegram"]
+    with pytest.raises(ConfigError, match=r"no outbound rate policy for platform\(s\) telegram"):
+        RateLimiter(MemoryStore("t"), policies, senders=["slack", "telegram"])
+
+
+async def test_a_message_to_a_platform_without_a_policy_is_not_sent_unlimited() -> None:
+    limiter = RateLimiter(MemoryStore("t"), Limits())
+    with pytest.raises(ConfigError, match="no outbound rate policy for platform 'toy'"):
+        await limiter.wait(message("toy", "c1"))

@@ -1,0 +1,94 @@
+"""Slack as a :class:`~connectors.platform.Platform`: Events API, interactivity and slash commands in (signed
+v0 HMAC-SHA256), Web API out (slack_sdk), paced per channel and per workspace.
+
+Limits followed (https://api.slack.com/apis/rate-limits): ``chat.postMessage`` allows about one message per
+second per channel with short bursts, and a workspace-wide ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from connectors.base import Connector
+from connectors.outbound import PlatformSender
+from connectors.platform import Bucket, Endpoint, Parts, Platform, SampleRequest
+from connectors.slack.connector import SlackConnector
+from connectors.slack.sender import SlackSender
+from connectors.slack.verify import sign
+from gateway import samples
+from gateway.errors import ConfigError
+from gateway.events import ReplyAddress
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True)
+class SlackRates:
+    channel_rate: float = 1.0
+    channel_burst: float = 3.0
+    workspace_rate: float = 50.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlackRates:
+        return cls(settings.slack_channel_rate, settings.slack_channel_burst, settings.slack_workspace_rate)
+
+    def local(self, to: ReplyAddress) -> Sequence[Bucket]:
+        return (Bucket(f"slack:{to.bot}:{to.channel}", self.channel_rate, self.channel_burst),)
+
+    def shared(self, to: ReplyAddress) -> Sequence[Bucket]:
+        return (Bucket(f"slack:{to.bot}", self.workspace_rate, self.workspace_rate),)
+
+
+def inbound(parts: Parts, notes: list[str]) -> Connector | None:
+    settings = parts.settings
+    if settings.slack_signing_secret is None:
+        notes.append("SLACK_SIGNING_SECRET is not set: the Slack connector is disabled (404)")
+        return None
+    if settings.slack_bot_token is None:
+        notes.append("SLACK_BOT_TOKEN is not set: Slack events are accepted but replies cannot be sent")
+    notes.append("Slack connector enabled: POST /slack/events, /slack/interactions, /slack/commands")
+    return SlackConnector(settings.slack_signing_secret.get_secret_value(), settings.replay_window)
+
+
+def outbound(parts: Parts) -> PlatformSender | None:
+    token = parts.settings.slack_bot_token
+    return SlackSender(token.get_secret_value(), parts.settings.slack_api_url) if token is not None else None
+
+
+def send_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text")
+    p.add_argument("--channel", default="C0DEV")
+    p.add_argument("--thread", help="thread root ts (omit to start a thread under the message)")
+    p.add_argument("--team", default="T0DEV")
+    p.description = (
+        "Sign a Slack Events API message event with SLACK_SIGNING_SECRET (v0 signature, current timestamp) and "
+        "POST it to /slack/events."
+    )
+
+
+def sample(settings: Settings, args: argparse.Namespace) -> SampleRequest:
+    if settings.slack_signing_secret is None:
+        raise ConfigError("SLACK_SIGNING_SECRET is not set: set it to the gateway's secret to sign the event")
+    body = samples.slack_message(args.text, channel=args.channel, thread_ts=args.thread, team=args.team)
+    ts = str(int(time.time()))
+    headers = {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": sign(settings.slack_signing_secret.get_secret_value(), ts, body),
+        "Content-Type": "application/json",
+    }
+    return SampleRequest("/slack/events", body, headers)
+
+
+PLATFORM = Platform(
+    name="slack",
+    rate_policy=SlackRates.from_settings,
+    conversation_key="slack:{team}:{channel}:{thread root ts}",
+    endpoints=(Endpoint("/slack/{endpoint}"),),
+    inbound=inbound,
+    outbound=outbound,
+    send_arguments=send_arguments,
+    sample=sample,
+    send_help="a Slack message event",
+)
