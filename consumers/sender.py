@@ -31,11 +31,6 @@ SENT_TTL = 7 * 24 * 3600.0
 FORGET_EVERY = 60.0
 
 
-def chat_key(message: OutboundMessage) -> str:
-    to = message.to
-    return f"{to.platform}:{to.bot}:{to.channel}"
-
-
 def sent_marker(message_id: str) -> str:
     return f"sent:{message_id}"
 

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
-from aiormq.abc import ChannelFrame
+
+try:  # aiormq internals this module writes through (tested against aiormq 7.2, pinned in pyproject.toml)
+    from aiormq.abc import ChannelFrame
+except ImportError:  # pragma: no cover - another aiormq: acks go through its public basic_ack instead
+    ChannelFrame = None  # type: ignore[assignment,misc]
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +59,9 @@ class AckBatcher:
             if channel.is_closed:  # the broker has put the message back and will deliver it again
                 dropped += 1
                 continue
+            if ChannelFrame is None or not hasattr(channel.connection, "write_queue"):
+                self._spawn(channel.basic_ack(tag))  # the public API: one frame each, still in order
+                continue
             blobs.setdefault(channel.connection, []).append(ack_frame(channel.number, tag))
         if dropped:
             log.warning("settle_failed", how="ack", acks=dropped, hint="channel closed; the broker will redeliver")
@@ -63,6 +71,9 @@ class AckBatcher:
             try:
                 queue.put_nowait(frame)
             except asyncio.QueueFull:  # aiormq's writer is behind: wait for room like its own frames do
-                task = asyncio.get_running_loop().create_task(queue.put(frame))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(queue.put(frame))
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

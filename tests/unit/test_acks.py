@@ -67,3 +67,22 @@ async def test_a_full_write_queue_delays_the_acks_without_losing_them() -> None:
     for _ in range(11):
         payloads.append((await asyncio.wait_for(conn.write_queue.get(), 5)).payload)
     assert payloads[-1] == ack_frame(1, 4)
+
+
+async def test_without_aiormqs_write_queue_acks_go_through_the_public_basic_ack() -> None:
+    acked: list[int] = []
+
+    class PublicOnly:  # an aiormq whose connection no longer has the internals the batcher writes through
+        connection = object()
+        number = 1
+        is_closed = False
+
+        async def basic_ack(self, tag: int) -> None:
+            acked.append(tag)
+
+    batcher = AckBatcher()
+    for tag in (4, 5, 6):
+        batcher.ack(PublicOnly(), tag)
+    await asyncio.sleep(0)  # the next iteration: the flush
+    await asyncio.gather(*batcher._tasks)
+    assert acked == [4, 5, 6]

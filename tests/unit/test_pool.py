@@ -224,8 +224,12 @@ async def test_concurrent_acquire_waits_for_enter() -> None:
     second = asyncio.create_task(pool.acquire("slow", "k1"))
     await asyncio.sleep(0)
     try:
-        if second.done():
-            assert second.result().agent.entered, "got the instance before on_session_enter finished"
+        for _ in range(5):  # let the loop run: the second acquire must still be waiting for the first's enter
+            await asyncio.sleep(0)
+        assert not second.done(), "got the instance before on_session_enter finished"
+        assert not first.done()
     finally:
         gate.set()
-        await asyncio.gather(first, second)
+        a, b = await asyncio.gather(first, second)
+    assert a.agent is b.agent  # one instance for the conversation
+    assert a.agent.entered
