@@ -27,7 +27,7 @@ from typing import Any
 from agents.context import TurnContext
 from agents.models import ChatModel, ModelError, OpenAIChat, tool_result
 from agents.tools import Tool, make_tool
-from gateway.events import Event
+from gateway.core.events import Event
 
 
 class AgentError(Exception):

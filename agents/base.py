@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from agents.context import SessionContext, TurnContext
-    from gateway.events import Event
+    from gateway.core.events import Event
 
 
 @runtime_checkable

@@ -19,8 +19,8 @@ import orjson
 import structlog
 
 from agents.memory import Memory
-from gateway.events import Event, OutboundMessage
-from gateway.store.base import Store
+from gateway.core.events import Event, OutboundMessage
+from gateway.core.store.base import Store
 
 
 @dataclass(frozen=True, slots=True)

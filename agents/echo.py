@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.context import TurnContext
-from gateway.events import Event
+from gateway.core.events import Event
 
 
 class EchoAgent:

@@ -7,7 +7,7 @@ it at any OpenAI-compatible server; ``GATEWAY_LLM_INSTRUCTIONS`` is its system p
 from __future__ import annotations
 
 from agents.agent import Agent
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful assistant in a chat. Answer briefly and in plain text that reads well in Slack or Telegram."

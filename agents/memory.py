@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from gateway.store.base import Store
+from gateway.core.store.base import Store
 
 
 def memory_key(agent: str, conversation_key: str) -> str:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config import GatewayFile
-from gateway.errors import ConfigError
-from gateway.imports import import_path
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile
+from gateway.core.errors import ConfigError
+from gateway.core.imports import import_path
+from gateway.core.settings import Settings
 
 
 @dataclass(frozen=True)

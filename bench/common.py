@@ -460,7 +460,7 @@ async def message_counts(amqp_url: str, names: Iterable[str], *, timeout: float 
 
 async def queue_depths(namespace: str, partitions: int = 16) -> dict[str, int]:
     """Messages ready in every dispatch/outbound/dead queue of the namespace (passive declares)."""
-    from gateway.bus.topology import Topology
+    from gateway.core.bus.topology import Topology
 
     topo = Topology(namespace, partitions)
     return await message_counts(AMQP_URL, [spec.name for spec in topo.queues()], timeout=10)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from connectors.base import Connector, ConnectorResult, InboundRequest
 from connectors.platform import Parts, Platform
 from connectors.registry import platforms
-from gateway.config import GatewayFile
-from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 
 __all__ = ["Connector", "ConnectorResult", "InboundRequest", "Registry", "build_registry"]
 

@@ -2,7 +2,7 @@
 
 Connectors never see aiohttp. ``gateway/http.py`` turns a web request into an
 :class:`InboundRequest` and a :class:`ConnectorResult` (or a
-:class:`~gateway.errors.RequestError`) back into a response. Verification and
+:class:`~gateway.core.errors.RequestError`) back into a response. Verification and
 parsing are CPU-only, so ``handle`` is synchronous.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.errors import BadSignature, MalformedPayload, StaleTimestamp
-from gateway.events import Event
+from gateway.core.errors import BadSignature, MalformedPayload, StaleTimestamp
+from gateway.core.events import Event
 
 
 @dataclass(frozen=True, slots=True)

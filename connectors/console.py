@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from gateway.events import OutboundMessage
+from gateway.core.events import OutboundMessage
 
 log = structlog.get_logger("reply")
 

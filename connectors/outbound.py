@@ -1,7 +1,7 @@
 """The outbound side of a connector: one platform call per :class:`OutboundMessage`.
 
-A sender raises :class:`~gateway.errors.RateLimited` for 429s (with the
-platform's ``Retry-After``/``retry_after``), :class:`~gateway.errors.SendError`
+A sender raises :class:`~gateway.core.errors.RateLimited` for 429s (with the
+platform's ``Retry-After``/``retry_after``), :class:`~gateway.core.errors.SendError`
 with ``retryable=True`` only when the request never left this process
 (connection refused, DNS, connect timeout), and ``retryable=False`` for
 everything else: a resent post that the platform had already accepted is a
@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from gateway.errors import SendError
-from gateway.events import OutboundMessage
+from gateway.core.errors import SendError
+from gateway.core.events import OutboundMessage
 
 #: aiohttp failures a sender turns into SendError with :func:`transport_error`.
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)

@@ -15,19 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.config import GatewayFile
-from gateway.events import ReplyAddress
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile
+from gateway.core.events import ReplyAddress
+from gateway.core.settings import Settings
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from connectors.base import Connector
     from connectors.outbound import PlatformSender
-    from gateway.bus.base import Bus
-    from gateway.ingest import Ingestor
-    from gateway.metrics import Metrics
-    from gateway.store.base import Store
+    from gateway.core.bus.base import Bus
+    from gateway.core.ingest import Ingestor
+    from gateway.core.metrics import Metrics
+    from gateway.core.store.base import Store
 
 
 @dataclass(frozen=True)

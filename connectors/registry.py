@@ -11,9 +11,9 @@ from connectors.slack.platform import PLATFORM as SLACK
 from connectors.telegram.platform import PLATFORM as TELEGRAM
 from connectors.web.platform import PLATFORM as WEB
 from connectors.webhooks.platform import PLATFORM as WEBHOOK
-from gateway.errors import ConfigError
-from gateway.imports import import_path
-from gateway.settings import Settings
+from gateway.core.errors import ConfigError
+from gateway.core.imports import import_path
+from gateway.core.settings import Settings
 
 BUILT_IN: tuple[Platform, ...] = (
     SLACK,

@@ -29,9 +29,9 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from gateway.config import GatewayFile, env_secret
-from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile, env_secret
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 
 Kind = Literal["slack_signing_secret", "bot_token", "telegram_secret_token", "standard_webhooks"]
 Severity = Literal["placeholder", "invalid", "weak"]

@@ -13,11 +13,11 @@ from typing import Any
 
 import structlog
 
-from gateway.bus.base import Delivery
-from gateway.errors import PublishError
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.tracebacks import LIMIT
+from gateway.core.bus.base import Delivery
+from gateway.core.errors import PublishError
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.tracebacks import LIMIT
 
 log = structlog.get_logger(__name__)
 

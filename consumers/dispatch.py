@@ -26,14 +26,14 @@ from pydantic import ValidationError
 from agents.context import Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
-from gateway import tracebacks, tracing
-from gateway.bounds import skip_label
-from gateway.bus.base import Delivery
-from gateway.errors import StoreUnavailable
-from gateway.events import SCHEMA_VERSION, Event, OutboundMessage
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.store.base import Store
+from gateway.core import tracebacks, tracing
+from gateway.core.bounds import skip_label
+from gateway.core.bus.base import Delivery
+from gateway.core.errors import StoreUnavailable
+from gateway.core.events import SCHEMA_VERSION, Event, OutboundMessage
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 DONE_TTL = 7 * 24 * 3600.0
@@ -289,7 +289,7 @@ class Dispatcher:
                 "gateway.agent": agent,
                 "gateway.event_id": events[-1].id,
                 "gateway.conversation_key": key,
-                "gateway.events": len(events),
+                "gateway.core.events": len(events),
                 "gateway.redeliveries": prior,
             },
         )

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from gateway.errors import StoreUnavailable
-from gateway.store.base import Store
+from gateway.core.errors import StoreUnavailable
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 GROUP = "consumers"

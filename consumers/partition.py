@@ -15,7 +15,7 @@ import structlog
 from consumers.dispatch import Dispatcher
 from consumers.lanes import Lanes
 from consumers.sender import Sender
-from gateway.bus.base import Bus, Delivery, Subscription
+from gateway.core.bus.base import Bus, Delivery, Subscription
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ import structlog
 from agents import base
 from agents.context import SessionContext
 from agents.registry import AgentFactory
-from gateway.store.base import Store
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 

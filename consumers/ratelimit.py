@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterable, Mapping
 
 from connectors.platform import RatePolicy
-from gateway.errors import ConfigError
-from gateway.events import OutboundMessage
-from gateway.store.base import Store
+from gateway.core.errors import ConfigError
+from gateway.core.events import OutboundMessage
+from gateway.core.store.base import Store
 
 
 class LocalBucket:

@@ -18,12 +18,12 @@ from pydantic import ValidationError
 from connectors.outbound import PlatformSender
 from consumers.deadletter import DeadLetters
 from consumers.ratelimit import RateLimiter
-from gateway import tracing
-from gateway.bus.base import Delivery
-from gateway.errors import RateLimited, SendError
-from gateway.events import OutboundMessage
-from gateway.metrics import Metrics
-from gateway.store.base import Store
+from gateway.core import tracing
+from gateway.core.bus.base import Delivery
+from gateway.core.errors import RateLimited, SendError
+from gateway.core.events import OutboundMessage
+from gateway.core.metrics import Metrics
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 SENT_TTL = 7 * 24 * 3600.0

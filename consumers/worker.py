@@ -27,11 +27,11 @@ from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
 from consumers.sender import Sender
-from gateway.bus.base import Bus
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.settings import Settings
-from gateway.store.base import Store
+from gateway.core.bus.base import Bus
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.settings import Settings
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 

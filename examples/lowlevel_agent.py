@@ -6,7 +6,7 @@ One instance per warm conversation (a class is instantiated per conversation key
 from __future__ import annotations
 
 from agents import SessionContext, TurnContext
-from gateway.events import Event
+from gateway.core.events import Event
 
 
 class CountingAgent:

@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway import logs, tracing
-from gateway.errors import ConfigError, StoppedWhileConnecting
-from gateway.settings import Settings
+from gateway.core import logs, tracing
+from gateway.core.errors import ConfigError, StoppedWhileConnecting
+from gateway.core.settings import Settings
 
 #: Commands that take part in a trace (the others only read or inspect).
 TRACED = frozenset({"serve", "consume", "dev", "send"})

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.registry import agent_names
-from gateway.errors import ConfigError
-from gateway.events import Event, EventKind, ReplyAddress, Sender, new_id
-from gateway.ingest import Ingestor, Outcome
-from gateway.routing import conversation_key
+from gateway.core.errors import ConfigError
+from gateway.core.events import Event, EventKind, ReplyAddress, Sender, new_id
+from gateway.core.ingest import Ingestor, Outcome
+from gateway.core.routing import conversation_key
+from gateway.core.settings import Settings
 from gateway.runtime import open_runtime, require_services
-from gateway.settings import Settings
 
 
 @dataclass(frozen=True)

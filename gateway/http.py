@@ -20,14 +20,14 @@ from aiohttp import web
 
 from connectors import InboundRequest, Registry
 from connectors.base import ConnectorResult
-from gateway import tracing
-from gateway.bounds import clip
-from gateway.bus.base import Bus
-from gateway.errors import PayloadTooLarge, PublishError, RequestError, StoreUnavailable
-from gateway.events import Event
-from gateway.ingest import Ingestor, Outcome
-from gateway.metrics import Metrics
-from gateway.store.base import Store
+from gateway.core import tracing
+from gateway.core.bounds import clip
+from gateway.core.bus.base import Bus
+from gateway.core.errors import PayloadTooLarge, PublishError, RequestError, StoreUnavailable
+from gateway.core.events import Event
+from gateway.core.ingest import Ingestor, Outcome
+from gateway.core.metrics import Metrics
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 
@@ -146,7 +146,7 @@ def _webhook(platform: str, route: str, param: str, method: str) -> Callable[[we
             return _error(400, "the payload could not be parsed")
         try:
             return await _ingest(state, platform, result)
-        except RequestError as exc:  # an event over the gateway's own limits (gateway/bounds.py)
+        except RequestError as exc:  # an event over the gateway's own limits (gateway/core/bounds.py)
             state.metrics.requests.labels(platform, type(exc).__name__).inc()
             log.warning("request_refused", platform=platform, target=clip(target), status=exc.status, reason=exc.reason)
             return _error(exc.status, exc.reason)

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from gateway.bus.base import Bus, Delivery
-from gateway.bus.topology import Topology
-from gateway.errors import ConfigError, GatewayError
-from gateway.settings import Settings
+from gateway.core.bus.base import Bus, Delivery
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import ConfigError, GatewayError
+from gateway.core.settings import Settings
 
 Direction = Literal["in", "out", "dead"]
 

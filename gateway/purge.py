@@ -24,7 +24,7 @@ import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
-from gateway.bus.topology import Topology
+from gateway.core.bus.topology import Topology
 
 #: Keys unlinked per command.
 BATCH = 1000

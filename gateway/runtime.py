@@ -17,22 +17,22 @@ import structlog
 
 from connectors import Registry, build_registry
 from connectors.platform import Parts
-from gateway.backoff import Backoff
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.base import Bus
-from gateway.bus.diagnose import describe
-from gateway.bus.memory import MemoryBus
-from gateway.bus.topology import Topology
-from gateway.config import GatewayFile
-from gateway.errors import ConfigError, StoppedWhileConnecting
-from gateway.ingest import Ingestor
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.routing import Router
-from gateway.settings import Settings
-from gateway.store.base import Store
-from gateway.store.memory import MemoryStore
-from gateway.store.redis import RedisStore
+from gateway.core.backoff import Backoff
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.base import Bus
+from gateway.core.bus.diagnose import describe
+from gateway.core.bus.memory import MemoryBus
+from gateway.core.bus.topology import Topology
+from gateway.core.config import GatewayFile
+from gateway.core.errors import ConfigError, StoppedWhileConnecting
+from gateway.core.ingest import Ingestor
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.routing import Router
+from gateway.core.settings import Settings
+from gateway.core.store.base import Store
+from gateway.core.store.memory import MemoryStore
+from gateway.core.store.redis import RedisStore
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 from gateway.http import STATE
 
 log = structlog.get_logger(__name__)

@@ -73,10 +73,10 @@ async def main() -> int:
     )
     import structlog
 
-    from gateway import logs
     from gateway.commands.consume import make_worker
+    from gateway.core import logs
+    from gateway.core.settings import Settings
     from gateway.runtime import open_runtime
-    from gateway.settings import Settings
 
     seen = wait_for_machine("dispatch phases")
     await declare(namespace)

@@ -12,7 +12,7 @@ Cases (every round runs each once; the order rotates between rounds):
 One case: fresh namespace; declare the topology; start the consumer(s); wait until they hold the
 partitions (all 16 leases in Redis `{ns}:lease:{p}`, 8/8 with two, and exactly one consumer on every
 dispatch queue), SIGSTOP them; publish the events (confirmed, persistent, through
-gateway.publish.Publisher + gateway.bus.amqp.AmqpBus, built like gateway/client.py builds them:
+gateway.core.publish.Publisher + gateway.core.bus.amqp.AmqpBus, built like gateway/client.py builds them:
 200 conversation keys, `seq=N` increasing per key; seq-major waves so a key never has two
 publishes in flight); SIGCONT; poll every consumer's /metrics (sum of
 gateway_turns_total{outcome="ok"}) every 50 ms. Throughput = turns done between the first poll that
@@ -88,8 +88,8 @@ BRIEF = (
 def build_events(n: int, keys: int) -> list[list[Any]]:
     """Waves: wave s holds seq s of every key (gateway/client.py's way of building an Event)."""
     from gateway.client import slack_thread
-    from gateway.events import Event, EventKind, Sender, new_id
-    from gateway.routing import conversation_key
+    from gateway.core.events import Event, EventKind, Sender, new_id
+    from gateway.core.routing import conversation_key
 
     per_key = n // keys
     addresses = [slack_thread(f"C{k % 20:04d}", f"1700000000.{k:06d}", team="T0BENCH") for k in range(keys)]
@@ -119,8 +119,8 @@ def build_events(n: int, keys: int) -> list[list[Any]]:
 
 
 async def declare(namespace: str) -> None:
-    from gateway.bus.amqp import AmqpBus
-    from gateway.bus.topology import Topology
+    from gateway.core.bus.amqp import AmqpBus
+    from gateway.core.bus.topology import Topology
 
     bus = AmqpBus(AMQP_URL, Topology(namespace, PARTITIONS))
     await bus.start()
@@ -128,10 +128,10 @@ async def declare(namespace: str) -> None:
 
 
 async def preload(namespace: str, waves: list[list[Any]]) -> dict[str, float]:
-    from gateway.bus.amqp import AmqpBus
-    from gateway.bus.topology import Topology
-    from gateway.metrics import Metrics
-    from gateway.publish import Publisher
+    from gateway.core.bus.amqp import AmqpBus
+    from gateway.core.bus.topology import Topology
+    from gateway.core.metrics import Metrics
+    from gateway.core.publish import Publisher
 
     bus = AmqpBus(AMQP_URL, Topology(namespace, PARTITIONS))
     await bus.start()

@@ -5,7 +5,7 @@
 
 In-process, with the real parts: consumers.dispatch.Dispatcher (decode, done-marker check, agent
 pool, TurnContext, agent, confirmed outbound publish to RabbitMQ, history record in Redis, metrics,
-JSON log line to a file) over gateway.store.redis.RedisStore and gateway.bus.amqp.AmqpBus, on uvloop
+JSON log line to a file) over gateway.core.store.redis.RedisStore and gateway.core.bus.amqp.AmqpBus, on uvloop
 as `gateway` runs. Each turn is one Delivery handed to ``Dispatcher.run`` and timed with
 perf_counter; turns run one at a time (no contention), conversations interleaved.
 
@@ -91,15 +91,15 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
     from consumers.deadletter import DeadLetters
     from consumers.dispatch import HISTORY_KEEP, DispatchConfig, Dispatcher
     from consumers.pool import AgentPool
-    from gateway.bus.amqp import AmqpBus
-    from gateway.bus.base import Delivery
-    from gateway.bus.topology import Topology
     from gateway.client import slack_thread
-    from gateway.events import Event, EventKind, Sender, new_id
-    from gateway.metrics import Metrics
-    from gateway.publish import Publisher, event_headers
-    from gateway.routing import conversation_key
-    from gateway.store.redis import RedisStore
+    from gateway.core.bus.amqp import AmqpBus
+    from gateway.core.bus.base import Delivery
+    from gateway.core.bus.topology import Topology
+    from gateway.core.events import Event, EventKind, Sender, new_id
+    from gateway.core.metrics import Metrics
+    from gateway.core.publish import Publisher, event_headers
+    from gateway.core.routing import conversation_key
+    from gateway.core.store.redis import RedisStore
 
     namespace = f"bench-history-{uuid.uuid4().hex[:8]}"
 
@@ -255,7 +255,7 @@ async def main() -> int:
     # The gateway's JSON lines go to a file, as in a real process (configured once: loggers are cached).
     import structlog
 
-    from gateway import logs
+    from gateway.core import logs
 
     log_file = (out / "gateway.log").open("w")
     real_stderr = sys.stderr

@@ -8,7 +8,7 @@ only samples where the process was on CPU unless --idle was given).
 
 Stages are assigned from the leaf up: the first frame that belongs to a known library or
 module decides (so JSON decoding inside redis-py counts as Redis, and a line of our own
-code in gateway/ingest.py that calls structlog counts as logging).
+code in gateway/core/ingest.py that calls structlog counts as logging).
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ STAGES: list[tuple[str, re.Pattern[str]]] = [
     ("JSON parse of the body", re.compile(r"parse_json_object|\(json/decoder|\(json/__init__")),
     ("pydantic Event: serialize (model_dump_json)", re.compile(r"model_dump_json")),
     ("pydantic Event: build/copy (validation)", re.compile(r"pydantic/|connectors/slack/parse\.py|gateway/events\.py")),
-    ("routing (Router.apply, conversation key)", re.compile(r"gateway/routing\.py|gateway/bus/topology\.py")),
-    ("Redis dedupe (redis-py, auto-pipeline)", re.compile(r"redis/|gateway/store/redis\.py")),
-    ("AMQP publish + confirm (aio-pika, aiormq, pamqp)", re.compile(r"aio_pika/|aiormq/|pamqp/|gateway/bus/amqp\.py")),
+    ("routing (Router.apply, conversation key)", re.compile(r"gateway/routing\.py|gateway/core/bus/topology\.py")),
+    ("Redis dedupe (redis-py, auto-pipeline)", re.compile(r"redis/|gateway/core/store/redis\.py")),
+    (
+        "AMQP publish + confirm (aio-pika, aiormq, pamqp)",
+        re.compile(r"aio_pika/|aiormq/|pamqp/|gateway/core/bus/amqp\.py"),
+    ),
     ("gateway publish glue (publish.py, headers)", re.compile(r"gateway/publish\.py")),
     ("ingest glue (ingest.py)", re.compile(r"gateway/ingest\.py")),
     ("HTTP handler glue (http.py: headers dict, body read, response)", re.compile(r"gateway/http\.py")),

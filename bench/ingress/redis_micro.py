@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 async def run(mode: str, concurrency: int, seconds: float, url: str) -> dict[str, float]:
-    from gateway.store.redis import RedisStore
+    from gateway.core.store.redis import RedisStore
 
     ns = f"bench-ingress-micro-{uuid.uuid4().hex[:8]}"
     store = RedisStore(url, ns)

@@ -16,7 +16,7 @@ Variants (comma-separated in ``BENCH_VARIANT``):
                loop's lag, written to $BENCH_TIMING_OUT at exit (run.py puts it next to the server log).
 
 Two earlier variants, ``timeout`` (asyncio.timeout() instead of wait_for() around the publish) and
-``channels`` (several confirm channels chosen by partition), are now in gateway/bus/amqp.py itself
+``channels`` (several confirm channels chosen by partition), are now in gateway/core/bus/amqp.py itself
 (PUBLISH_CHANNELS); their measurements are in docs/benchmarks.md.
 
 The semantics of every variant are the product's: same commands, same confirms, same answers.
@@ -37,7 +37,7 @@ KNOWN = {"nolog", "hiredis", "batch", "metrics", "timing", "asyncput"}
 
 def patch_batch(delay: float = 0.001) -> None:
     """Defer the first flush by ``delay``; commands queued meanwhile join the same pipeline."""
-    from gateway.store import redis as store
+    from gateway.core.store import redis as store
 
     flush_pending = store._AutoPipeline._flush_pending
 
@@ -71,7 +71,7 @@ def patch_asyncput() -> None:
     30 s pending mark then expires); here the failure is logged from a callback instead."""
     import structlog
 
-    from gateway.store import redis as store
+    from gateway.core.store import redis as store
 
     log = structlog.get_logger("bench.asyncput")
 
@@ -98,9 +98,9 @@ def patch_timing() -> None:
 
     from connectors.slack.connector import SlackConnector
     from gateway import server
-    from gateway.bus.amqp import AmqpBus
-    from gateway.ingest import Ingestor
-    from gateway.store.redis import RedisStore
+    from gateway.core.bus.amqp import AmqpBus
+    from gateway.core.ingest import Ingestor
+    from gateway.core.store.redis import RedisStore
 
     stats: dict[str, list[float]] = {}
 

@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass, field
 import aiohttp
 
 from consumers.leases import lease_key
-from gateway import samples
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.topology import Topology
-from gateway.events import Event, EventKind, ReplyAddress
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.store.redis import RedisStore
+from gateway.core import samples
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.topology import Topology
+from gateway.core.events import Event, EventKind, ReplyAddress
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.store.redis import RedisStore
 from tests.fakes.slack_api import FakeSlack
 from tests.support.processes import GatewayProcess
 from tests.support.services import AMQP_URL, REDIS_URL, new_namespace, purge_namespace

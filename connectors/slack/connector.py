@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from connectors.base import ConnectorResult, InboundRequest, parse_json_object
 from connectors.slack import parse, verify
-from gateway.errors import MalformedPayload, NotFound
+from gateway.core.errors import MalformedPayload, NotFound
 
 ENDPOINTS = ("events", "interactions", "commands")
 

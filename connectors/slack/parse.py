@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.events import Event, EventKind, ReplyAddress, Sender
-from gateway.routing import conversation_key
+from gateway.core.events import Event, EventKind, ReplyAddress, Sender
+from gateway.core.routing import conversation_key
 
 #: Message subtypes a person writes; every other subtype is platform noise.
 _HUMAN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})

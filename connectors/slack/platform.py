@@ -18,10 +18,10 @@ from connectors.platform import Bucket, Endpoint, Parts, Platform, SampleRequest
 from connectors.slack.connector import SlackConnector
 from connectors.slack.sender import SlackSender
 from connectors.slack.verify import sign
-from gateway import samples
-from gateway.errors import ConfigError
-from gateway.events import ReplyAddress
-from gateway.settings import Settings
+from gateway.core import samples
+from gateway.core.errors import ConfigError
+from gateway.core.events import ReplyAddress
+from gateway.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors.outbound import TRANSPORT_ERRORS, transport_error
-from gateway.errors import RateLimited, SendError
-from gateway.events import OutboundMessage
+from gateway.core.errors import RateLimited, SendError
+from gateway.core.events import OutboundMessage
 
 
 class SlackSender:

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Mapping
 
 from connectors.base import check_timestamp, secrets_equal
-from gateway.errors import BadSignature
+from gateway.core.errors import BadSignature
 
 TIMESTAMP_HEADER = "x-slack-request-timestamp"
 SIGNATURE_HEADER = "x-slack-signature"

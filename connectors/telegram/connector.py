@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from connectors.base import ConnectorResult, InboundRequest, parse_json_object, secrets_equal
 from connectors.telegram.parse import event_from_update
-from gateway.errors import BadSignature, NotFound
+from gateway.core.errors import BadSignature, NotFound
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
 

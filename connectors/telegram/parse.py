@@ -12,9 +12,9 @@ from typing import Any
 
 from telegram import Message, Update, User
 
-from gateway.errors import MalformedPayload
-from gateway.events import Event, EventKind, ReplyAddress, Sender
-from gateway.routing import conversation_key
+from gateway.core.errors import MalformedPayload
+from gateway.core.events import Event, EventKind, ReplyAddress, Sender
+from gateway.core.routing import conversation_key
 
 
 def _topic(message: Message) -> str | None:

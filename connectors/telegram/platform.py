@@ -16,10 +16,10 @@ from connectors.outbound import PlatformSender
 from connectors.platform import Bucket, Endpoint, Parts, Platform, SampleRequest
 from connectors.telegram.connector import TelegramConnector
 from connectors.telegram.sender import TelegramSender
-from gateway import samples
-from gateway.errors import ConfigError
-from gateway.events import ReplyAddress
-from gateway.settings import Settings
+from gateway.core import samples
+from gateway.core.errors import ConfigError
+from gateway.core.events import ReplyAddress
+from gateway.core.settings import Settings
 
 
 @dataclass(frozen=True)

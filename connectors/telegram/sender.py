@@ -15,8 +15,8 @@ from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
-from gateway.errors import RateLimited, SendError
-from gateway.events import OutboundMessage
+from gateway.core.errors import RateLimited, SendError
+from gateway.core.events import OutboundMessage
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from connectors.web import token as tokens
-from gateway.errors import BadSignature, RequestError
+from gateway.core.errors import BadSignature, RequestError
 
 
 class Forbidden(RequestError):

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from gateway.bus.base import Bus, Delivery, Subscription
+from gateway.core.bus.base import Bus, Delivery, Subscription
 
 log = structlog.get_logger(__name__)
 QUEUE_CAP = 10_000

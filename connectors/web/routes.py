@@ -28,13 +28,13 @@ from connectors.web import token as tokens
 from connectors.web import transcript
 from connectors.web.auth import Caller, WebAuth
 from connectors.web.hub import WebHub
-from gateway.bus.base import Bus
-from gateway.config import WebSection
-from gateway.errors import MalformedPayload, PublishError, RequestError, StoreUnavailable
-from gateway.events import Event, EventKind, ReplyAddress, Sender
-from gateway.ingest import Ingestor, Outcome
-from gateway.metrics import Metrics
-from gateway.store.base import Store
+from gateway.core.bus.base import Bus
+from gateway.core.config import WebSection
+from gateway.core.errors import MalformedPayload, PublishError, RequestError, StoreUnavailable
+from gateway.core.events import Event, EventKind, ReplyAddress, Sender
+from gateway.core.ingest import Ingestor, Outcome
+from gateway.core.metrics import Metrics
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 HEARTBEAT = 15.0

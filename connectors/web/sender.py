@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.web import transcript
-from gateway.bus.base import Bus
-from gateway.events import OutboundMessage
-from gateway.store.base import Store
+from gateway.core.bus.base import Bus
+from gateway.core.events import OutboundMessage
+from gateway.core.store.base import Store
 
 
 class WebSender:

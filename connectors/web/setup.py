@@ -7,12 +7,12 @@ import structlog
 from connectors.web.auth import Site, WebAuth
 from connectors.web.hub import WebHub
 from connectors.web.routes import WebState, throwaway_secret
-from gateway.bus.base import Bus
-from gateway.config import GatewayFile
-from gateway.ingest import Ingestor
-from gateway.metrics import Metrics
-from gateway.settings import Settings
-from gateway.store.base import Store
+from gateway.core.bus.base import Bus
+from gateway.core.config import GatewayFile
+from gateway.core.ingest import Ingestor
+from gateway.core.metrics import Metrics
+from gateway.core.settings import Settings
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from gateway.errors import BadSignature, StaleTimestamp
+from gateway.core.errors import BadSignature, StaleTimestamp
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_TTL = 30 * 86400

@@ -12,9 +12,9 @@ import json
 import time
 from typing import Any
 
-from gateway.bus.base import Bus
-from gateway.errors import PublishError
-from gateway.store.base import Store
+from gateway.core.bus.base import Bus
+from gateway.core.errors import PublishError
+from gateway.core.store.base import Store
 
 KEEP = 200
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from connectors.base import ConnectorResult, InboundRequest, parse_json_object
 from connectors.webhooks import jsonpointer, signing
-from gateway.errors import MalformedPayload, NotFound
-from gateway.events import Event, EventKind, ReplyAddress
-from gateway.routing import conversation_key
+from gateway.core.errors import MalformedPayload, NotFound
+from gateway.core.events import Event, EventKind, ReplyAddress
+from gateway.core.routing import conversation_key
 
 
 @dataclass(frozen=True, slots=True)

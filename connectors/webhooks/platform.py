@@ -17,9 +17,9 @@ from connectors.webhooks import jsonpointer
 from connectors.webhooks.connector import WebhookConnector, WebhookSource
 from connectors.webhooks.sender import WebhookSender
 from connectors.webhooks.signing import secret_key, signature_headers
-from gateway.config import WebhookSourceConfig
-from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.core.config import WebhookSourceConfig
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 
 
 def inbound(parts: Parts, notes: list[str]) -> Connector | None:

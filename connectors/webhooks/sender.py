@@ -15,8 +15,8 @@ import aiohttp
 
 from connectors.outbound import TRANSPORT_ERRORS, transport_error
 from connectors.webhooks.signing import signature_headers
-from gateway.errors import RateLimited, SendError
-from gateway.events import OutboundMessage
+from gateway.core.errors import RateLimited, SendError
+from gateway.core.events import OutboundMessage
 
 
 class WebhookSender:

@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 
 from connectors.base import check_timestamp, secrets_equal
-from gateway.errors import BadSignature, ConfigError
+from gateway.core.errors import BadSignature, ConfigError
 
 PREFIX = "whsec_"
 

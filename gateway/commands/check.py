@@ -12,15 +12,14 @@ import argparse
 import asyncio
 from typing import Any
 
-from agents.registry import agents_and_problems
 from connectors import build_registry, secret_policy
-from gateway import tracing
-from gateway.bus.diagnose import describe
 from gateway.commands.parsers import documented_parser
-from gateway.config import GatewayFile
-from gateway.errors import ConfigError
+from gateway.core import tracing
+from gateway.core.bus.diagnose import describe
+from gateway.core.config import GatewayFile
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 from gateway.runtime import make_bus, make_store
-from gateway.settings import Settings
 
 
 def _line(ok: bool, text: str, *, warn: bool = False) -> None:
@@ -108,6 +107,8 @@ def _connectors(settings: Settings, file: GatewayFile) -> bool:
 
 
 def _agents(settings: Settings, file: GatewayFile) -> bool:
+    from agents.registry import agents_and_problems  # only when checking: the other commands never load agents
+
     agents, problems = agents_and_problems(settings, file)
     for problem in problems:
         _line(False, problem)

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agents.registry import load_agents
 from connectors import secret_policy
 from connectors.registry import platforms
-from consumers.senders import build_senders
-from consumers.worker import ConsumerWorker
 from gateway.commands.serve import ingress_state
+from gateway.core.settings import Settings
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
 from gateway.server import ensure_port_free, serve_http, stop_event
-from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from consumers.worker import ConsumerWorker
 
 log = structlog.get_logger(__name__)
 
 
 def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorker:
+    # Imported here, not at the top: `gateway serve` and the operator commands never load agents or consumers.
+    from agents.registry import load_agents
+    from consumers.senders import build_senders
+    from consumers.worker import ConsumerWorker
+
     agents = load_agents(rt.settings, rt.file)
     known = platforms(rt.settings)
     senders = build_senders(rt.parts(), known, console_fallback=console_fallback)

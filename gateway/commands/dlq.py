@@ -26,14 +26,14 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.bus.base import Bus
 from gateway.commands.dlq_letters import borrow, selection
 from gateway.commands.dlq_render import dump_json, list_lines, replay_lines, show_lines
 from gateway.commands.dlq_replay import ReplayResult, execute, plan_replay
 from gateway.commands.parsers import documented_parser
-from gateway.errors import ConfigError
+from gateway.core.bus.base import Bus
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 from gateway.operators import BrokerUnreachable, ask, format_age, open_broker, sigterm_cancels
-from gateway.settings import Settings
 
 
 async def _list(bus: Bus, args: argparse.Namespace) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 
 import structlog
 
-from gateway.bus.base import Bus, Delivery
-from gateway.errors import ConfigError
+from gateway.core.bus.base import Bus, Delivery
+from gateway.core.errors import ConfigError
 from gateway.operators import Filter, FilterError, Item, is_filter_word, item_from_delivery, parse_filters
 
 log = structlog.get_logger(__name__)

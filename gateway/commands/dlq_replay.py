@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.bus.base import Bus
-from gateway.bus.topology import Topology
 from gateway.commands.dlq_letters import Letter
-from gateway.errors import PublishError
+from gateway.core.bus.base import Bus
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import PublishError
 from gateway.operators import Item
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.bus.topology import Topology
 from gateway.commands.parsers import documented_parser
-from gateway.errors import ConfigError
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 from gateway.purge import (
     BrokerInventory,
     RedisInventory,
@@ -23,7 +24,6 @@ from gateway.purge import (
     delete_redis,
     redis_inventory,
 )
-from gateway.settings import Settings
 
 
 def _plural(n: int, word: str) -> str:

@@ -17,10 +17,10 @@ from typing import Any
 import aiohttp
 
 from connectors.registry import BUILT_IN, platforms
-from gateway import tracing
 from gateway.commands.parsers import documented_parser
-from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.core import tracing
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 
 
 async def run_send(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,11 +8,11 @@ from typing import Any
 import structlog
 
 from connectors import secret_policy
+from gateway.core.presence import announced, ingress_member
+from gateway.core.settings import Settings
 from gateway.http import HttpState, build_app
-from gateway.presence import announced, ingress_member
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
 from gateway.server import ensure_port_free, serve_http, stop_event
-from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
 

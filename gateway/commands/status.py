@@ -34,15 +34,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from consumers.leases import GROUP, lease_key
-from gateway.bus.base import Bus, Delivery, QueueInfo
-from gateway.bus.topology import Topology
 from gateway.commands.parsers import documented_parser
-from gateway.errors import ConfigError
+from gateway.core.bus.base import Bus, Delivery, QueueInfo
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import ConfigError
+from gateway.core.presence import INGRESS
+from gateway.core.settings import Settings
 from gateway.operators import BrokerUnreachable, format_age, format_partitions, open_broker, paint
-from gateway.presence import INGRESS
 from gateway.runtime import make_store
-from gateway.settings import Settings
 
 Role = Literal["dispatch", "outbound", "dead"]
 
@@ -131,6 +130,8 @@ async def queue_stats(bus: Bus, interval: float) -> list[QueueStat]:
 
 async def lease_view(settings: Settings) -> tuple[list[str], list[str | None], list[str], str | None]:
     """(live consumers, owner of each partition, live serve instances, error)."""
+    from consumers.leases import GROUP, lease_key  # the consumers' own naming, loaded only by `status`
+
     store = make_store(settings)
     try:
         if not await store.ping():

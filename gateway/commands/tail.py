@@ -17,9 +17,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from gateway.bus.base import Delivery
-from gateway.bus.topology import Topology
-from gateway.errors import ConfigError
+from gateway.core.bus.base import Delivery
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 from gateway.operators import (
     BrokerUnreachable,
     Filter,
@@ -30,7 +31,6 @@ from gateway.operators import (
     parse_filters,
 )
 from gateway.server import stop_event
-from gateway.settings import Settings
 
 EPILOG = """\
 filters (all must match; FIELD=a,b or a repeated FIELD means either):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from agents.context import TurnContext
-from gateway.events import Event
+from gateway.core.events import Event
 
 
 class FlakyAgent:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway import samples
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.topology import Topology
+from gateway.core import samples
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.topology import Topology
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.openai_api import FakeOpenAI, ModelReply, text_reply, tool_call_reply
 from tests.fakes.slack_api import FakeSlack

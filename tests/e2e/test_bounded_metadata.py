@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 
-from gateway import samples
-from gateway.bounds import MAX_KEY
+from gateway.core import samples
+from gateway.core.bounds import MAX_KEY
 from tests.e2e.conftest import SLACK_SECRET, WEBHOOK_SECRET, gateway_env
 from tests.e2e.test_ingress import read_back
 from tests.fakes.slack_api import FakeSlack

@@ -57,7 +57,7 @@ async def test_check_passes_with_services_and_names_what_is_enabled(services: tu
         ('[agents.x]\npath = "no_such_module:agent"\n', "cannot import module 'no_such_module'"),
         ('[agents.x]\npath = "examples.support_agent:missing"\n', "has no attribute 'missing'"),
         ('[agents.x]\npath = "not-an-import-path"\n', "is not an import path like 'package.module:attr'"),
-        ('[agents.x]\npath = "gateway.samples:slack_message"\n', "has no on_event(ctx, event) method"),
+        ('[agents.x]\npath = "gateway.core.samples:slack_message"\n', "has no on_event(ctx, event) method"),
         ('[[routes]]\nplatform = "slack"\nagent = "ghost"\n', "agent 'ghost' is used but not defined"),
         ('[webhooks.sources.shop]\nsecret_env = "NOT_SET_ANYWHERE"\n', "NOT_SET_ANYWHERE is not set"),
         ("[webhooks.sources.shop]\nsecret = 'inline'\n", "webhooks.sources.shop.secret"),

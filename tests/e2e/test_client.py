@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.client import GatewayClient, slack_thread
-from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 from tests.e2e.conftest import gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram

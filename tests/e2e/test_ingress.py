@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from gateway import samples
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.base import Delivery
-from gateway.bus.topology import Topology
-from gateway.events import Event
+from gateway.core import samples
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.base import Delivery
+from gateway.core.bus.topology import Topology
+from gateway.core.events import Event
 from tests.e2e.conftest import SLACK_SECRET, TELEGRAM_SECRET, WEBHOOK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram

@@ -17,13 +17,13 @@ import pytest
 
 from consumers.deadletter import dead_headers
 from consumers.leases import lease_key
-from gateway import samples
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.base import Delivery
-from gateway.bus.topology import Topology
 from gateway.commands.dlq_letters import borrow, selection
 from gateway.commands.dlq_replay import execute, plan_replay
-from gateway.store.redis import RedisStore
+from gateway.core import samples
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.base import Delivery
+from gateway.core.bus.topology import Topology
+from gateway.core.store.redis import RedisStore
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.topology import Topology
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.topology import Topology
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.e2e.test_cli_config import gateway
 from tests.support.processes import GatewayProcess, free_port
 
@@ -65,7 +65,7 @@ def test_a_port_in_use_is_one_line_that_says_what_to_set(
 
 
 def test_an_address_not_of_this_machine_says_to_set_gateway_host() -> None:
-    from gateway.errors import ConfigError
+    from gateway.core.errors import ConfigError
     from gateway.server import ensure_port_free
 
     with pytest.raises(ConfigError, match=r"192\.0\.2\.1:8080: not an address of this machine; set GATEWAY_HOST"):

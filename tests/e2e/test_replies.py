@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from connectors.webhooks.signing import secret_key, verify
-from gateway import samples
+from gateway.core import samples
 from tests.e2e.conftest import REPLY_SECRET, SLACK_SECRET, TELEGRAM_SECRET, WEBHOOK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram

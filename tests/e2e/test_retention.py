@@ -8,11 +8,11 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from gateway import samples
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.topology import Topology
-from gateway.settings import Settings
-from gateway.store.redis import RedisStore
+from gateway.core import samples
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.topology import Topology
+from gateway.core.settings import Settings
+from gateway.core.store.redis import RedisStore
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.e2e.test_cli_config import gateway
 from tests.fakes.slack_api import FakeSlack

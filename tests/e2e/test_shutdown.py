@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from consumers.leases import lease_key
-from gateway import samples
-from gateway.store.redis import RedisStore
+from gateway.core import samples
+from gateway.core.store.redis import RedisStore
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.support.processes import GatewayProcess, post

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway import samples
+from gateway.core import samples
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram

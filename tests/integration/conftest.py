@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.base import Bus
-from gateway.bus.memory import MemoryBus
-from gateway.bus.topology import Topology
-from gateway.store.base import Store
-from gateway.store.memory import MemoryStore
-from gateway.store.redis import RedisStore
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.base import Bus
+from gateway.core.bus.memory import MemoryBus
+from gateway.core.bus.topology import Topology
+from gateway.core.store.base import Store
+from gateway.core.store.memory import MemoryStore
+from gateway.core.store.redis import RedisStore
 
 PARTITIONS = 4
 BACKENDS = ["memory", pytest.param("real", marks=pytest.mark.integration)]

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from gateway.backoff import Backoff
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.diagnose import describe
-from gateway.bus.reconnect import _HOOK, BackoffConnection
-from gateway.bus.topology import Topology
-from gateway.errors import StoppedWhileConnecting
+from gateway.core.backoff import Backoff
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.diagnose import describe
+from gateway.core.bus.reconnect import _HOOK, BackoffConnection
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import StoppedWhileConnecting
 from gateway.runtime import connect_bus
 from tests.support.services import AMQP_URL, new_namespace, purge_namespace
 from tests.support.waiting import eventually

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.base import Bus, Delivery, QueueInfo
-from gateway.bus.topology import Topology
-from gateway.errors import PublishError
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.base import Bus, Delivery, QueueInfo
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import PublishError
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)

@@ -29,18 +29,18 @@ from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
 from consumers.sender import Sender
-from gateway import tracing
-from gateway.bus.amqp import AmqpBus
-from gateway.bus.base import Bus
-from gateway.bus.memory import MemoryBus
-from gateway.bus.topology import Topology
-from gateway.errors import RateLimited, SendError, StoreUnavailable
-from gateway.events import SCHEMA_VERSION, Event, EventKind, OutboundMessage, ReplyAddress
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.store.base import Store
-from gateway.store.memory import MemoryStore
-from gateway.store.redis import RedisStore
+from gateway.core import tracing
+from gateway.core.bus.amqp import AmqpBus
+from gateway.core.bus.base import Bus
+from gateway.core.bus.memory import MemoryBus
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import RateLimited, SendError, StoreUnavailable
+from gateway.core.events import SCHEMA_VERSION, Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.store.base import Store
+from gateway.core.store.memory import MemoryStore
+from gateway.core.store.redis import RedisStore
 from tests.support.services import AMQP_URL, REDIS_URL, purge_namespace, require
 from tests.support.spans import memory_spans
 from tests.support.waiting import eventually

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from consumers.leases import GROUP, LeaseManager, fair_share, lease_key
-from gateway.store.base import Store
+from gateway.core.store.base import Store
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)

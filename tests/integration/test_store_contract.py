@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.errors import StoreUnavailable
-from gateway.store import redis as redis_module
-from gateway.store.base import Store
-from gateway.store.memory import MemoryStore
-from gateway.store.redis import RedisStore
+from gateway.core.errors import StoreUnavailable
+from gateway.core.store import redis as redis_module
+from gateway.core.store.base import Store
+from gateway.core.store.memory import MemoryStore
+from gateway.core.store.redis import RedisStore
 from tests.support.services import new_namespace
 from tests.support.waiting import eventually
 

@@ -71,7 +71,7 @@ async def purge_namespace(
     The product's own deletion (``gateway purge``, gateway/purge.py), best effort: a service that is
     away is skipped, and each broker operation is bounded by ``timeout``.
     """
-    from gateway.bus.topology import Topology
+    from gateway.core.bus.topology import Topology
     from gateway.purge import delete_broker, delete_redis
 
     with contextlib.suppress(Exception):

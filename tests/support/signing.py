@@ -8,7 +8,7 @@ from typing import Any
 
 from connectors.slack.verify import sign as slack_sign
 from connectors.webhooks.signing import secret_key, signature_headers
-from gateway import samples
+from gateway.core import samples
 
 
 def slack_headers(secret: str, body: bytes, *, ts: int | None = None) -> dict[str, str]:
@@ -21,14 +21,14 @@ def slack_headers(secret: str, body: bytes, *, ts: int | None = None) -> dict[st
 
 
 def slack_message(text: str, *, channel: str = "C111", team: str = "T111", user: str = "W222", **kw: Any) -> bytes:
-    """:func:`gateway.samples.slack_message` with the fixtures' team, channel and user."""
+    """:func:`gateway.core.samples.slack_message` with the fixtures' team, channel and user."""
     return samples.slack_message(text, channel=channel, team=team, user=user, **kw)
 
 
 def telegram_message(
     text: str, *, update_id: int = 1, message_id: int = 1, thread_id: int | None = None, **kw: Any
 ) -> bytes:
-    """:func:`gateway.samples.telegram_message` with fixed ids (tests choose them explicitly)."""
+    """:func:`gateway.core.samples.telegram_message` with fixed ids (tests choose them explicitly)."""
     return samples.telegram_message(text, update_id=update_id, message_id=message_id, topic=thread_id, **kw)
 
 

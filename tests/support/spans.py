@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway import tracing
+from gateway.core import tracing
 
 
 @contextmanager

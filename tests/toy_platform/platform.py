@@ -15,9 +15,9 @@ import aiohttp
 from connectors.base import Connector, ConnectorResult, InboundRequest, check_timestamp, parse_json_object
 from connectors.outbound import TRANSPORT_ERRORS, PlatformSender, transport_error
 from connectors.platform import Bucket, Endpoint, Parts, Platform
-from gateway.errors import BadSignature, MalformedPayload, RateLimited, SendError
-from gateway.events import Event, EventKind, OutboundMessage, ReplyAddress, Sender
-from gateway.routing import conversation_key
+from gateway.core.errors import BadSignature, MalformedPayload, RateLimited, SendError
+from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress, Sender
+from gateway.core.routing import conversation_key
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

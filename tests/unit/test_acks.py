@@ -9,7 +9,7 @@ import pytest
 from aiormq.abc import ChannelFrame
 from pamqp import commands, frame
 
-from gateway.bus.acks import AckBatcher, ack_frame
+from gateway.core.bus.acks import AckBatcher, ack_frame
 
 
 @pytest.mark.parametrize(("channel", "tag"), [(1, 1), (3, 5), (65535, 2**63 - 1)])

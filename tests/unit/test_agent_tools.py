@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from agents import Agent, AgentError, ModelTurn, ToolCall, TurnContext, make_tool
 from agents.context import SessionContext
-from gateway.events import Event, EventKind, OutboundMessage, ReplyAddress
-from gateway.store.memory import MemoryStore
+from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.core.store.memory import MemoryStore
 
 
 class Address(BaseModel):

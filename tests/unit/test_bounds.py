@@ -1,12 +1,12 @@
-"""Values that reach headers, keys, metric labels and logs are bounded (gateway/bounds.py)."""
+"""Values that reach headers, keys, metric labels and logs are bounded (gateway/core/bounds.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from connectors.telegram.parse import event_from_update
-from gateway.bounds import MAX_ID, MAX_KEY, SKIP_LABELS, FieldTooLong, check_event, clip, skip_label
-from gateway.events import Event, EventKind, ReplyAddress, Sender
+from gateway.core.bounds import MAX_ID, MAX_KEY, SKIP_LABELS, FieldTooLong, check_event, clip, skip_label
+from gateway.core.events import Event, EventKind, ReplyAddress, Sender
 
 
 def event(**kw: object) -> Event:

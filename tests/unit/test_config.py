@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from connectors import build_registry
-from gateway.config import GatewayFile, load_config_file
-from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile, load_config_file
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 
 SHOP_SECRET = "whsec_" + base64.b64encode(b"shop-key").decode()
 

@@ -10,8 +10,8 @@ import pytest
 from connectors.base import ConnectorResult
 from connectors.slack import verify
 from connectors.slack.connector import SlackConnector
-from gateway.errors import BadSignature, MalformedPayload, NotFound, StaleTimestamp
-from gateway.events import Event, EventKind
+from gateway.core.errors import BadSignature, MalformedPayload, NotFound, StaleTimestamp
+from gateway.core.events import Event, EventKind
 from tests.support.signing import slack_headers
 from tests.unit.builders import fixture_bytes, fixture_json, request, slack_callback, slack_event, to_bytes
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from connectors.telegram.connector import SECRET_HEADER, TelegramConnector
-from gateway.errors import BadSignature, MalformedPayload, NotFound
-from gateway.events import Event, EventKind
+from gateway.core.errors import BadSignature, MalformedPayload, NotFound
+from gateway.core.events import Event, EventKind
 from tests.support.signing import telegram_message
 from tests.unit.builders import fixture_bytes, fixture_json, request, telegram_update, to_bytes
 

@@ -14,8 +14,8 @@ import pytest
 from connectors.base import ConnectorResult
 from connectors.webhooks import signing
 from connectors.webhooks.connector import WebhookConnector, WebhookSource
-from gateway.errors import BadSignature, ConfigError, MalformedPayload, NotFound, StaleTimestamp
-from gateway.events import EventKind
+from gateway.core.errors import BadSignature, ConfigError, MalformedPayload, NotFound, StaleTimestamp
+from gateway.core.events import EventKind
 from tests.support.signing import webhook_headers
 from tests.unit.builders import fixture_json, request, to_bytes
 

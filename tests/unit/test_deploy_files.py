@@ -19,8 +19,8 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from gateway.config import GatewayFile
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile
+from gateway.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

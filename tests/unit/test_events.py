@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gateway import events
-from gateway.events import CONVERSATIONAL, SCHEMA_VERSION, Event, EventKind, OutboundMessage, ReplyAddress, Sender
+from gateway.core import events
+from gateway.core.events import CONVERSATIONAL, SCHEMA_VERSION, Event, EventKind, OutboundMessage, ReplyAddress, Sender
 
 ADDRESS = ReplyAddress(platform="slack", bot="T111", channel="C111", thread="1.0", message="2.0", user="W1")
 

@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.config import GatewayFile
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile
+from gateway.core.settings import Settings
 from tests.support.signing import slack_headers, webhook_headers
 from tests.unit.test_http_app import SHOP_FILE, SHOP_SECRET, SLACK_SECRET, TG_TOKEN, running
 

@@ -17,20 +17,20 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from connectors import build_registry
 from gateway import http as gateway_http
-from gateway import ingest as gateway_ingest
-from gateway import logs
-from gateway.bus.base import Delivery
-from gateway.bus.memory import MemoryBus
-from gateway.bus.topology import Topology
-from gateway.config import GatewayFile
-from gateway.events import Event
+from gateway.core import ingest as gateway_ingest
+from gateway.core import logs
+from gateway.core.bus.base import Delivery
+from gateway.core.bus.memory import MemoryBus
+from gateway.core.bus.topology import Topology
+from gateway.core.config import GatewayFile
+from gateway.core.events import Event
+from gateway.core.ingest import Ingestor, dedupe_key
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.routing import Router
+from gateway.core.settings import Settings
+from gateway.core.store.memory import MemoryStore
 from gateway.http import HttpState, build_app
-from gateway.ingest import Ingestor, dedupe_key
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.routing import Router
-from gateway.settings import Settings
-from gateway.store.memory import MemoryStore
 from tests.support.signing import slack_headers, slack_message, telegram_message, webhook_headers
 from tests.unit.builders import fixture_bytes, to_bytes
 
@@ -401,7 +401,7 @@ class FailFirstPublish:
     async def publish(self, *args: Any, **kwargs: Any) -> None:
         if self.failures:
             self.failures -= 1
-            from gateway.errors import PublishError
+            from gateway.core.errors import PublishError
 
             raise PublishError("not confirmed")
         await self._bus.publish(*args, **kwargs)

@@ -117,7 +117,7 @@ def test_gateway_send_builds_a_webhook_body_from_the_sources_pointers() -> None:
     from connectors.webhooks.connector import WebhookConnector, WebhookSource
     from connectors.webhooks.platform import webhook_body
     from connectors.webhooks.signing import secret_key, signature_headers
-    from gateway.config import WebhookSourceConfig
+    from gateway.core.config import WebhookSourceConfig
 
     config = WebhookSourceConfig(secret_env="X", customer_pointer="/data/customer/id", text_pointer="/data/body")
     body = webhook_body(config, "crm", "hello", "cus_7")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from gateway.logs import TickWriter
+from gateway.core.logs import TickWriter
 
 
 def test_outside_a_loop_each_line_is_written_at_once() -> None:
@@ -78,7 +78,7 @@ def test_library_records_and_their_tracebacks_are_json_lines_like_ours() -> None
 
     program = """
 import asyncio, logging
-from gateway import logs
+from gateway.core import logs
 logs.configure("json", "info")
 logging.getLogger("aiormq.connection").warning("error when creating transport %s", "amqp://x")
 try:

@@ -6,9 +6,9 @@ import contextvars
 
 import pytest
 
-from gateway.bus.base import Delivery
-from gateway.bus.memory import MemoryBus, _Consumer, _Msg, _Queue
-from gateway.bus.topology import Topology
+from gateway.core.bus.base import Delivery
+from gateway.core.bus.memory import MemoryBus, _Consumer, _Msg, _Queue
+from gateway.core.bus.topology import Topology
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from consumers.deadletter import dead_headers
-from gateway.bus.base import Delivery
-from gateway.bus.topology import Topology
 from gateway.commands.dlq_letters import Letter, borrow, selection
 from gateway.commands.dlq_replay import ReplayRefused, Step, execute, plan_replay, replay_headers, replay_target
-from gateway.errors import ConfigError, PublishError
+from gateway.core.bus.base import Delivery
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import ConfigError, PublishError
 from gateway.operators import item_from_delivery
 
 TOPO = Topology("t", 16)
@@ -280,7 +280,7 @@ async def test_dlq_needs_the_broker() -> None:
     import argparse
 
     from gateway.commands.dlq import run_dlq
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     with pytest.raises(ConfigError, match="needs AMQP_URL"):
         await run_dlq(Settings(), argparse.Namespace(action="list", words=[], json=False, limit=0))

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from consumers.deadletter import dead_headers
-from gateway.bus.base import Delivery
-from gateway.bus.topology import Topology
-from gateway.events import Event, EventKind, OutboundMessage, ReplyAddress, Sender
+from gateway.core.bus.base import Delivery
+from gateway.core.bus.topology import Topology
+from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress, Sender
+from gateway.core.publish import event_headers
 from gateway.operators import (
     FilterError,
     Item,
@@ -23,7 +24,6 @@ from gateway.operators import (
     item_from_delivery,
     parse_filters,
 )
-from gateway.publish import event_headers
 
 TOPO = Topology("t", 16)
 KEY = "slack:T1:C1:1700000000.000100"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from gateway.bus.base import Delivery, QueueInfo
-from gateway.bus.topology import Topology
 from gateway.commands.status import QueueStat, build_report, flow, format_report, queue_of, queue_roles
+from gateway.core.bus.base import Delivery, QueueInfo
+from gateway.core.bus.topology import Topology
 
 TOPO = Topology("t", 4)
 
@@ -132,8 +132,8 @@ async def test_status_needs_both_services() -> None:
     import argparse
 
     from gateway.commands.status import run_status
-    from gateway.errors import ConfigError
-    from gateway.settings import Settings
+    from gateway.core.errors import ConfigError
+    from gateway.core.settings import Settings
 
     with pytest.raises(ConfigError, match="needs AMQP_URL and REDIS_URL"):
         await run_status(Settings(), argparse.Namespace(json=True, interval=0.0))

@@ -11,7 +11,7 @@ import pytest
 from agents.context import SessionContext
 from agents.registry import AgentFactory
 from consumers.pool import AgentPool, Instance
-from gateway.store.memory import MemoryStore
+from gateway.core.store.memory import MemoryStore
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)

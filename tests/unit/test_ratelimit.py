@@ -13,10 +13,10 @@ import pytest
 from connectors.platform import RatePolicy
 from connectors.registry import BUILT_IN
 from consumers.ratelimit import LocalBucket, RateLimiter
-from gateway.errors import ConfigError
-from gateway.events import OutboundAction, OutboundMessage, Platform, ReplyAddress
-from gateway.settings import Settings
-from gateway.store.memory import MemoryStore
+from gateway.core.errors import ConfigError
+from gateway.core.events import OutboundAction, OutboundMessage, Platform, ReplyAddress
+from gateway.core.settings import Settings
+from gateway.core.store.memory import MemoryStore
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -42,7 +42,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
     fake_time = SimpleNamespace(monotonic=c.monotonic)
     monkeypatch.setattr("consumers.ratelimit.time", fake_time)
-    monkeypatch.setattr("gateway.store.memory.time", fake_time)
+    monkeypatch.setattr("gateway.core.store.memory.time", fake_time)
     monkeypatch.setattr("consumers.ratelimit.asyncio", SimpleNamespace(sleep=c.sleep))
     return c
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config import RouteConfig
-from gateway.events import Event, EventKind, ReplyAddress
-from gateway.routing import Route, Router, conversation_key
+from gateway.core.config import RouteConfig
+from gateway.core.events import Event, EventKind, ReplyAddress
+from gateway.core.routing import Route, Router, conversation_key
 
 SLACK = ReplyAddress(platform="slack", bot="T111", channel="C111", thread="1.000", message="2.000", user="W222")
 TELEGRAM_TOPIC = ReplyAddress(platform="telegram", bot="default", channel="-100", thread="23", message="7", user="42")

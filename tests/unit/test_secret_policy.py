@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from connectors.secret_policy import audit, enforce, is_placeholder
-from gateway.config import GatewayFile, load_config_file
-from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.core.config import GatewayFile, load_config_file
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
 
 SLACK_REAL = "8f742231b10e8888abcd99yyyzzz85a5"  # the shape Slack issues: 32 characters
 WHSEC_REAL = "whsec_" + base64.b64encode(b"k" * 24).decode()

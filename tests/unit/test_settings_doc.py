@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 # Read by others than Settings: the OpenTelemetry SDK, and the test suite.

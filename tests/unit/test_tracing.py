@@ -1,4 +1,4 @@
-"""gateway/tracing.py without services: when it is on, off, and how it reads the environment."""
+"""gateway/core/tracing.py without services: when it is on, off, and how it reads the environment."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway import tracing
-from gateway.errors import ConfigError
+from gateway.core import tracing
+from gateway.core.errors import ConfigError
 from tests.support.spans import memory_spans
 
 

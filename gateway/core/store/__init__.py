@@ -1,5 +1,5 @@
 """The store: Redis (``REDIS_URL``) or the in-process twin."""
 
-from gateway.store.base import Store
+from gateway.core.store.base import Store
 
 __all__ = ["Store"]

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gateway.config import GatewayFile, load_config_file
+from gateway.core.config import GatewayFile, load_config_file
 
 
 def _env(name: str) -> AliasChoices:
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
 
     log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("GATEWAY_LOG_FORMAT"))
     log_level: str = Field("info", validation_alias=_env("GATEWAY_LOG_LEVEL"))
-    #: off | otlp | console; unset: otlp when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (gateway/tracing.py).
+    #: off | otlp | console; unset: otlp when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (gateway/core/tracing.py).
     tracing: str | None = Field(None, validation_alias=_env("GATEWAY_TRACING"))
 
     # Tuning beyond the public contract.

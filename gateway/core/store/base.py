@@ -2,8 +2,8 @@
 
 Dedupe keys, turn markers, conversation history, agent memory, partition
 leases, consumer membership and rate-limit buckets. Two implementations pass
-one contract suite (``tests/contract``): :mod:`gateway.store.redis` and the
-in-process :mod:`gateway.store.memory` used by ``gateway dev`` without Redis.
+one contract suite (``tests/contract``): :mod:`gateway.core.store.redis` and the
+in-process :mod:`gateway.core.store.memory` used by ``gateway dev`` without Redis.
 Keys given to the store are relative; the store prefixes the namespace.
 """
 

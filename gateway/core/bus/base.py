@@ -1,7 +1,7 @@
 """The bus interface: confirmed publishing and acknowledged consuming.
 
-Two implementations pass one contract suite: :mod:`gateway.bus.amqp`
-(RabbitMQ through aio-pika) and :mod:`gateway.bus.memory` (in-process, used
+Two implementations pass one contract suite: :mod:`gateway.core.bus.amqp`
+(RabbitMQ through aio-pika) and :mod:`gateway.core.bus.memory` (in-process, used
 by ``gateway dev`` without ``AMQP_URL``). Handlers never touch raw AMQP
 objects: they get a :class:`Delivery` and settle it once.
 """
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.bus.topology import Topology
+from gateway.core.bus.topology import Topology
 
 
 @dataclass(eq=False, slots=True)

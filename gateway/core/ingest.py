@@ -14,12 +14,12 @@ from enum import StrEnum
 
 import structlog
 
-from gateway.bounds import check_event
-from gateway.events import Event
-from gateway.metrics import Metrics
-from gateway.publish import Publisher
-from gateway.routing import Router
-from gateway.store.base import Store
+from gateway.core.bounds import check_event
+from gateway.core.events import Event
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.routing import Router
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 PENDING_TTL = 30.0

@@ -36,7 +36,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.errors import StoreUnavailable
+from gateway.core.errors import StoreUnavailable
 
 
 class _Script:

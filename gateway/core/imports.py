@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 
 
 def import_path(path: str, what: str) -> Any:

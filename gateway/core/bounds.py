@@ -10,8 +10,8 @@ The checks are O(1) length tests on a handful of strings, on the ingest hot path
 
 from __future__ import annotations
 
-from gateway.errors import MalformedPayload
-from gateway.events import Event
+from gateway.core.errors import MalformedPayload
+from gateway.core.events import Event
 
 #: Longest conversation key (it is an AMQP header, a Redis key part and a log field).
 MAX_KEY = 512

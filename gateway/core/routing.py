@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.config import BusyPolicy, KeyGranularity, RouteConfig
-from gateway.events import Event, ReplyAddress
+from gateway.core.config import BusyPolicy, KeyGranularity, RouteConfig
+from gateway.core.events import Event, ReplyAddress
 
 
 def conversation_key(address: ReplyAddress, granularity: KeyGranularity = "thread") -> str:

@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 
 #: The active tracer; ``None`` while tracing is off.
 _tracer: Any = None

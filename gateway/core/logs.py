@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
-from gateway import tracing
+from gateway.core import tracing
 
 #: Keys whose values never reach a log line, whatever the caller passes.
 _REDACT = ("secret", "token", "signature", "password", "authorization", "body", "raw", "api_key")

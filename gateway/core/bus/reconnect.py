@@ -14,8 +14,8 @@ from typing import Any
 import structlog
 from aio_pika import RobustConnection
 
-from gateway.backoff import Backoff
-from gateway.bus.diagnose import describe
+from gateway.core.backoff import Backoff
+from gateway.core.bus.diagnose import describe
 
 log = structlog.get_logger(__name__)
 

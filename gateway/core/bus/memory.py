@@ -18,9 +18,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.bus.base import Delivery, Handler, QueueInfo
-from gateway.bus.topology import Topology
-from gateway.errors import PublishError
+from gateway.core.bus.base import Delivery, Handler, QueueInfo
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import PublishError
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway import tracing
-from gateway.bus.base import Bus
-from gateway.events import Event, OutboundMessage
-from gateway.metrics import Metrics
+from gateway.core import tracing
+from gateway.core.bus.base import Bus
+from gateway.core.events import Event, OutboundMessage
+from gateway.core.metrics import Metrics
 
 
 def event_headers(event: Event) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from gateway.errors import ConfigError
+from gateway.core.errors import ConfigError
 
 KeyGranularity = Literal["thread", "channel", "user", "customer"]
 BusyPolicy = Literal["queue", "collect"]

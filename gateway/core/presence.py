@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from gateway.store.base import Store
+from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
 INGRESS = "ingress"

@@ -23,11 +23,11 @@ from aio_pika.exceptions import AMQPError, DeliveryError
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from gateway.bus.acks import AckBatcher
-from gateway.bus.base import Delivery, Handler, QueueInfo
-from gateway.bus.reconnect import BackoffConnection
-from gateway.bus.topology import Topology
-from gateway.errors import PublishError
+from gateway.core.bus.acks import AckBatcher
+from gateway.core.bus.base import Delivery, Handler, QueueInfo
+from gateway.core.bus.reconnect import BackoffConnection
+from gateway.core.bus.topology import Topology
+from gateway.core.errors import PublishError
 
 log = structlog.get_logger(__name__)
 #: Confirmed publishes on one channel queue behind each other (aiormq holds a per-channel lock until the
