@@ -47,7 +47,8 @@ def arrows() -> set[tuple[str, str, str]]:
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             source = package_of(module)
             for target in {package_of(m) for m in imports(path)} - {None, source}:
-                assert source is not None and target is not None
+                assert source is not None
+                assert target is not None
                 out.add((source, target, module))
     return out
 
