@@ -10,8 +10,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from agents.base import AgentLike
 from gateway.core.config import GatewayFile
 from gateway.core.errors import ConfigError
 from gateway.core.imports import import_path
@@ -25,8 +26,10 @@ class AgentFactory:
     name: str
     target: Any
 
-    def instance(self) -> Any:
-        return self.target() if inspect.isclass(self.target) else self.target
+    def instance(self) -> AgentLike:
+        """The object whose ``on_event`` serves a conversation (checked at load: ``_check``)."""
+        made = self.target() if inspect.isclass(self.target) else self.target
+        return cast(AgentLike, made)
 
 
 def _check(name: str, target: Any) -> None:

@@ -14,14 +14,16 @@ import structlog
 
 from consumers.dispatch import Dispatcher
 from consumers.lanes import Lanes
-from consumers.sender import Sender
+from consumers.outbound import OutboundWorker
 from gateway.core.bus.base import Bus, Delivery, Subscription
 
 log = structlog.get_logger(__name__)
 
 
 class PartitionWorker:
-    def __init__(self, partition: int, *, bus: Bus, dispatcher: Dispatcher, sender: Sender, prefetch: int) -> None:
+    def __init__(
+        self, partition: int, *, bus: Bus, dispatcher: Dispatcher, sender: OutboundWorker, prefetch: int
+    ) -> None:
         self.partition = partition
         self._bus = bus
         self._prefetch = prefetch
@@ -55,7 +57,7 @@ class PartitionWorker:
         return delivery.headers.get("busy") == "collect"
 
     async def _on_outbound(self, delivery: Delivery) -> None:
-        self.sends.submit(Sender.lane_key(delivery), delivery)
+        self.sends.submit(OutboundWorker.lane_key(delivery), delivery)
 
     async def stop(self, *, grace: float) -> None:
         """Hand the partition back: finish in-flight work within ``grace``, return the rest."""

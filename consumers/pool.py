@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
@@ -25,7 +24,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Instance:
-    agent: Any
+    agent: base.AgentLike
     session: SessionContext
     last_used: float = field(default_factory=time.monotonic)
     busy: int = 0

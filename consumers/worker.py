@@ -23,10 +23,10 @@ from connectors.platform import RatePolicy
 from consumers.deadletter import DeadLetters
 from consumers.dispatch import DispatchConfig, Dispatcher
 from consumers.leases import LeaseManager
+from consumers.outbound import OutboundWorker
 from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
-from consumers.sender import Sender
 from gateway.core.bus.base import Bus
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
@@ -81,7 +81,7 @@ class ConsumerWorker:
                 history_ttl=settings.history_ttl or None,
             ),
         )
-        self.sender = Sender(
+        self.sender = OutboundWorker(
             senders,
             store=store,
             limiter=RateLimiter(store, rate_policies, senders=senders),

@@ -9,21 +9,34 @@
 The event takes the durable path a webhook takes: routed, deduplicated on the
 idempotency key (24 h), published persistently and confirmed before
 ``dispatch`` returns. The agent answers wherever ``to`` points.
+
+For a web conversation (``to=web_conversation(app, id)``) the answers can be read back as they come::
+
+        async for item in gw.stream("web:acme:user-42", after=last_seen_id):
+            print(item["role"], item["text"])               # {"id", "role", "text", "at"}
+
+``stream`` reads the conversation's transcript (the one the web chat and ``/v1`` SSE read), resumes after
+``after``, and wakes on the ``{ns}.web`` fanout when a consumer writes to it: at-least-once, with ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from agents.registry import agent_names
+from connectors.web import transcript
+from connectors.web.hub import WebHub
+from gateway.core.bus.base import Bus
 from gateway.core.errors import ConfigError
 from gateway.core.events import Event, EventKind, ReplyAddress, Sender, new_id
 from gateway.core.ingest import Ingestor, Outcome
 from gateway.core.routing import conversation_key
 from gateway.core.settings import Settings
+from gateway.core.store.base import Store
 from gateway.runtime import open_runtime, require_services
 
 
@@ -48,12 +61,28 @@ def webhook_customer(source: str, customer: str, *, reply_url: str | None = None
     return ReplyAddress(platform="webhook", bot=source, channel=customer, user=customer, reply_url=reply_url)
 
 
+def web_conversation(app: str, conversation: str) -> ReplyAddress:
+    """A conversation of an app on the web platform: key ``web:{app}:{conversation}``."""
+    return ReplyAddress(platform="web", bot=app, channel=conversation, user=conversation)
+
+
 class GatewayClient:
-    def __init__(self, ingestor: Ingestor, partition_of: Any, agents: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        partition_of: Any,
+        agents: set[str] | None = None,
+        *,
+        bus: Bus | None = None,
+        store: Store | None = None,
+    ) -> None:
         self._ingestor = ingestor
         self._partition_of = partition_of
         #: The agents a consumer with the same settings serves; ``None`` accepts any name.
         self._agents = agents
+        self._bus = bus
+        self._store = store
+        self._hub: WebHub | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -61,7 +90,14 @@ class GatewayClient:
         settings = settings or Settings()
         require_services(settings, "client")
         async with open_runtime(settings) as rt:
-            yield cls(rt.ingestor(), rt.bus.topology.partition_of, agent_names(settings, rt.file))
+            client = cls(
+                rt.ingestor(), rt.bus.topology.partition_of, agent_names(settings, rt.file), bus=rt.bus, store=rt.store
+            )
+            try:
+                yield client
+            finally:
+                if client._hub is not None:
+                    await client._hub.close()
 
     async def dispatch(
         self,
@@ -104,3 +140,28 @@ class GatewayClient:
             partition=self._partition_of(event.conversation_key),
             duplicate=admitted.outcome is not Outcome.PUBLISHED,
         )
+
+    async def stream(
+        self, conversation_key: str, *, after: str | None = None, heartbeat: float = 15.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A web conversation's transcript entries after ``after``, then each new one as it is written.
+
+        Never ends by itself (break out, or cancel). Entries carry stable ids: keep the last one to resume.
+        The transcript is re-read at least every ``heartbeat`` seconds, so a hint lost while the broker was
+        away delays an entry, never loses it.
+        """
+        if self._bus is None or self._store is None:
+            raise ConfigError("stream() needs a client made by GatewayClient.connect()")
+        if not conversation_key.startswith("web:"):
+            raise ConfigError(f"stream() reads web conversations (web:APP:ID); {conversation_key!r} is not one")
+        if self._hub is None:
+            self._hub = WebHub(self._bus)
+        await self._hub.ensure_started()
+        last = after
+        with self._hub.listen(conversation_key) as hints:  # listening before the first read: nothing slips by
+            while True:
+                for item in await transcript.read_after(self._store, conversation_key, last):
+                    last = str(item.get("id"))
+                    yield item
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hints.get(), heartbeat)

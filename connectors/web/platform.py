@@ -35,7 +35,7 @@ def http(parts: Parts) -> Callable[[web.Application], None] | None:
 def outbound(parts: Parts) -> PlatformSender | None:
     if parts.store is None or parts.bus is None:
         return None
-    return WebSender(parts.store, parts.bus)
+    return WebSender(parts.store, parts.bus, ttl=parts.settings.history_ttl or None)
 
 
 PLATFORM = Platform(

@@ -51,6 +51,8 @@ class WebState:
     ingestor: Ingestor
     metrics: Metrics
     default_site: str = "default"
+    #: Seconds a transcript lives after its last entry (GATEWAY_HISTORY_TTL).
+    ttl: float | None = transcript.TTL
 
 
 WEB = web.AppKey("web", WebState)
@@ -107,7 +109,8 @@ async def accept_message(state: WebState, key: str, caller: Caller, data: Any) -
         raise RateLimitedRequest(1.0, reason="this message is being accepted by another request; retry")
     if outcome is Outcome.PUBLISHED:
         with contextlib.suppress(Exception):  # queued: the reply will come; the page shows its own copy
-            await transcript.append(state.store, state.bus, key, transcript.entry(entry_id, "user", text))
+            item = transcript.entry(entry_id, "user", text)
+            await transcript.append(state.store, state.bus, key, item, ttl=state.ttl)
     state.metrics.requests.labels("web", str(outcome)).inc()
     return {"ok": True, "id": entry_id, "event_id": event.id, "duplicate": outcome is Outcome.DUPLICATE}
 

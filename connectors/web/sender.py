@@ -19,9 +19,10 @@ from gateway.core.store.base import Store
 class WebSender:
     platform = "web"
 
-    def __init__(self, store: Store, bus: Bus) -> None:
+    def __init__(self, store: Store, bus: Bus, *, ttl: float | None = transcript.TTL) -> None:
         self._store = store
         self._bus = bus
+        self._ttl = ttl
 
     async def send(self, message: OutboundMessage) -> dict[str, Any]:
         key = message.conversation_key
@@ -32,7 +33,7 @@ class WebSender:
             item = transcript.entry(message.id, "agent", "", reaction=message.emoji, target=message.target_message)
         else:
             item = transcript.entry(message.id, "agent", message.text, action=message.action)
-        await transcript.append(self._store, self._bus, key, item)
+        await transcript.append(self._store, self._bus, key, item, ttl=self._ttl)
         return {"ok": True, "id": message.id}
 
     async def close(self) -> None:

@@ -52,4 +52,5 @@ def build_web(
         bus=bus,
         ingestor=ingestor,
         metrics=metrics,
+        ttl=settings.history_ttl or None,
     )

@@ -17,6 +17,8 @@ from gateway.core.errors import PublishError
 from gateway.core.store.base import Store
 
 KEEP = 200
+#: Seconds a transcript lives after its last entry, unless the caller says (GATEWAY_HISTORY_TTL; 0 or None: kept).
+TTL = 30 * 24 * 3600.0
 
 
 def transcript_key(conversation_key: str) -> str:
@@ -27,9 +29,12 @@ def entry(entry_id: str, role: str, text: str, **extra: Any) -> dict[str, Any]:
     return {"id": entry_id, "role": role, "text": text, "at": round(time.time(), 3), **extra}
 
 
-async def append(store: Store, bus: Bus, conversation_key: str, item: dict[str, Any]) -> None:
-    """Record ``item``, then tell every serve process (the fanout exchange) that the conversation moved."""
-    await store.push(transcript_key(conversation_key), [json.dumps(item, separators=(",", ":"))], KEEP)
+async def append(
+    store: Store, bus: Bus, conversation_key: str, item: dict[str, Any], *, ttl: float | None = TTL
+) -> None:
+    """Record ``item`` (the transcript expires ``ttl`` seconds after its last entry), then tell every serve
+    process (the fanout exchange) that the conversation moved."""
+    await store.push(transcript_key(conversation_key), [json.dumps(item, separators=(",", ":"))], KEEP, ttl=ttl or None)
     await announce(bus, conversation_key, {"type": "changed"})
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from gateway.client import GatewayClient, slack_thread
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.client import GatewayClient, slack_thread, web_conversation
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
 from tests.e2e.conftest import gateway_env
@@ -49,3 +52,41 @@ async def test_dispatch_returns_a_receipt_and_the_agent_answers_once(
         ("CAPI", "1700.1", "echo: report ready"),
         ("CAPI", "1700.1", "echo: second report"),
     ]
+
+
+async def test_stream_reads_a_web_conversations_replies_as_they_come_and_resumes_after_an_id(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram
+) -> None:
+    amqp, redis, namespace = services
+    env = gateway_env(slack, telegram, amqp=amqp, redis=redis, namespace=namespace)
+    gw = await GatewayProcess("dev", env).start()
+    settings = Settings(AMQP_URL=amqp, REDIS_URL=redis, GATEWAY_NAMESPACE=namespace)
+    key = "web:acme:user-42"
+    try:
+        async with GatewayClient.connect(settings) as client:
+            replies = client.stream(key)
+            sent = await client.dispatch("first", to=web_conversation("acme", "user-42"), agent="echo")
+            assert sent.conversation_key == key
+            async with asyncio.timeout(20):
+                first = await anext(replies)
+            await client.dispatch("second", to=web_conversation("acme", "user-42"), agent="echo")
+            async with asyncio.timeout(20):
+                second = await anext(replies)
+            await replies.aclose()
+            resumed = client.stream(key, after=first["id"])
+            async with asyncio.timeout(20):
+                again = await anext(resumed)
+            await resumed.aclose()
+            with pytest.raises(ConfigError, match="reads web conversations"):
+                await anext(client.stream("slack:T:C"))
+        raw = aioredis.Redis.from_url(redis)
+        try:  # the transcript expires with the conversation's history (GATEWAY_HISTORY_TTL, 30 days)
+            ttl = await raw.ttl(f"{namespace}:web:transcript:{key}")
+        finally:
+            await raw.aclose()
+    finally:
+        assert await gw.terminate() == 0
+    assert (first["role"], first["text"]) == ("agent", "echo: first")
+    assert (second["role"], second["text"]) == ("agent", "echo: second")
+    assert again == second  # resumed after the first: the second, and nothing twice
+    assert 29 * 86400 < ttl <= 30 * 86400

@@ -25,10 +25,10 @@ from connectors.platform import Unlimited
 from connectors.slack.platform import SlackRates
 from consumers.deadletter import DeadLetters
 from consumers.dispatch import DispatchConfig, Dispatcher
+from consumers.outbound import OutboundWorker
 from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
-from consumers.sender import Sender
 from gateway.core import tracing
 from gateway.core.bus.amqp import AmqpBus
 from gateway.core.bus.base import Bus
@@ -99,7 +99,7 @@ class Rig:
             metrics=self.metrics,
             config=DispatchConfig(attempts=attempts, retry_base=0.01, history_ttl=history_ttl),
         )
-        sender = Sender(
+        sender = OutboundWorker(
             {"slack": self.platform},
             store=self.store,
             limiter=RateLimiter(self.store, FAST),

@@ -29,7 +29,7 @@ class Delivery:
     #: False once the channel it came on is gone: the broker will deliver it again, so skip it.
     alive: Callable[[], bool] = field(default=lambda: True, repr=False)
     #: What the consumer worked out on arrival, before the delivery's turn (the decoded event...).
-    prepared: Any = field(default=None, repr=False)
+    prepared: object = field(default=None, repr=False)
 
     @property
     def repeated(self) -> bool:

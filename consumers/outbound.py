@@ -1,4 +1,4 @@
-"""The outbound sender: one platform call per message, in order per chat, never twice.
+"""The outbound worker: one platform call per message (through that platform's sender), in order per chat, never twice.
 
 Before a call, the ``sent:{id}`` marker is checked; after a successful call it
 is written. A 429 waits the platform's ``Retry-After`` and tries again in the
@@ -41,7 +41,7 @@ def may_be_sent(d: Delivery) -> bool:
     return d.repeated or "recheck" in d.headers
 
 
-class Sender:
+class OutboundWorker:
     def __init__(
         self,
         platforms: dict[str, PlatformSender],
@@ -64,12 +64,14 @@ class Sender:
 
     @staticmethod
     def lane_key(delivery: Delivery) -> str:
-        """Lane by chat, read from headers/body without a full parse."""
+        """Lane by chat. The message is parsed here, once, and kept on the delivery for its send."""
         try:
-            to = json.loads(delivery.body)["to"]
-            return f"{to['platform']}:{to['bot']}:{to['channel']}"
-        except (ValueError, KeyError, TypeError):
-            return "undecodable"
+            message = OutboundMessage.model_validate_json(delivery.body)
+        except (ValidationError, ValueError):
+            return "undecodable"  # dead-lettered with the parser's reason when its turn comes
+        delivery.prepared = message
+        to = message.to
+        return f"{to.platform}:{to.bot}:{to.channel}"
 
     async def run(self, _chat: str, deliveries: list[Delivery]) -> None:
         for d in deliveries:
@@ -82,11 +84,14 @@ class Sender:
     async def _one(self, d: Delivery) -> None:
         if not d.alive():  # its channel died: the broker delivers it again on the new one
             return
-        try:
-            message = OutboundMessage.model_validate_json(d.body)
-        except (ValidationError, ValueError) as exc:
-            await self._dead.send(d, stage="outbound", reason="undecodable", error=str(exc), attempts=0)
-            return
+        if isinstance(d.prepared, OutboundMessage):
+            message = d.prepared
+        else:
+            try:
+                message = OutboundMessage.model_validate_json(d.body)
+            except (ValidationError, ValueError) as exc:
+                await self._dead.send(d, stage="outbound", reason="undecodable", error=str(exc), attempts=0)
+                return
         platform = self._platforms.get(message.to.platform)
         if platform is None:
             await self._dead.send(
