@@ -47,11 +47,25 @@ async def announce(bus: Bus, conversation_key: str, note: dict[str, Any]) -> Non
         await bus.publish(bus.topology.web_exchange, "", body)
 
 
+#: Entries read first when resuming after a known id: a live listener is usually one or two behind.
+RECENT = 16
+
+
 async def read_after(store: Store, conversation_key: str, last_id: str | None) -> list[dict[str, Any]]:
-    """Entries after ``last_id`` (all of them when it is unknown or None), oldest first."""
-    items = [json.loads(raw) for raw in await store.tail(transcript_key(conversation_key), KEEP)]
+    """Entries after ``last_id`` (all of them when it is unknown or None), oldest first.
+
+    A listener woken by a hint is usually one entry behind: the newest ``RECENT`` raw entries are searched
+    for ``last_id`` by its JSON text first, and only the entries after it are decoded. Only when it is not
+    among them is the whole transcript read (a reconnect long after, or a trimmed id).
+    """
+    key = transcript_key(conversation_key)
     if last_id:
-        for i, item in enumerate(items):
-            if item.get("id") == last_id:
-                return items[i + 1 :]
-    return items
+        marker = json.dumps({"id": last_id}, separators=(",", ":"))[:-1] + ","  # '{"id":"X",' starts an entry
+        for window in (RECENT, KEEP):
+            raws = await store.tail(key, window)
+            for i in range(len(raws) - 1, -1, -1):
+                if raws[i].startswith(marker):
+                    return [json.loads(raw) for raw in raws[i + 1 :]]
+            if len(raws) < window:
+                break  # the whole transcript was read: the id is not in it
+    return [json.loads(raw) for raw in await store.tail(key, KEEP)]
