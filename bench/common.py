@@ -292,6 +292,7 @@ def gateway_proc(
     port = free_port()
     full = {
         **os.environ,
+        "GATEWAY_SERVE_WORKERS": "1",  # one ingress process unless a benchmark asks for more
         **env,
         "GATEWAY_PORT": str(port),
         "GATEWAY_CONSUME_PORT": str(port),

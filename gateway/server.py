@@ -66,6 +66,7 @@ async def serve_http(
     grace: float = 20.0,
     drain_delay: float = 0.0,
     header_timeout: float = 15.0,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until ``stop``; then report not-ready, run ``on_drain`` and close within ``grace``.
 
@@ -82,7 +83,7 @@ async def serve_http(
         keepalive_timeout=header_timeout,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port or None)
     try:
         await site.start()
     except OSError as exc:  # taken since ensure_port_free

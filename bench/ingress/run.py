@@ -51,6 +51,8 @@ REPO = HERE.parent.parent
 HOST = "127.0.0.1"
 SECRET = "bench-ingress-signing-secret-0032"
 TARGETS = ("bare-asyncio", "bare-uvloop", "full")
+#: `gateway serve --workers 2`: two ingress processes on the port under the supervisor (issue 17).
+WORKER_TARGETS = ("full-w2",)
 #: Not in the default set: the bare server publishing like the gateway (16 partitions, its message shape).
 ANALYSIS_TARGETS = ("bare-16q", "bare-16q-gwmsg", "full-py312")
 #: full-py312: the same product code under CPython 3.12 (a venv under /tmp with the project's pinned
@@ -172,8 +174,9 @@ class Server:
                 cmd.append("--gateway-message")
             return cmd
         gateway = Path(sys.executable).parent / "gateway"
-        if self.target == "full":
-            return [str(gateway), "serve"]
+        launcher = [str(gateway)] if gateway.exists() else [sys.executable, "-m", "gateway.cli"]
+        if self.target in ("full", *WORKER_TARGETS):
+            return [*launcher, "serve"]
         if self.target == "full-py312":
             return [str(py312_python()), "-m", "gateway.cli", "serve"]
         return [sys.executable, str(HERE / "variant_gateway.py"), "serve"]
@@ -193,6 +196,7 @@ class Server:
             GATEWAY_HOST=HOST,
             GATEWAY_PORT=str(self.port),
             PYTHONUNBUFFERED="1",  # as deploy/Dockerfile sets it
+            GATEWAY_SERVE_WORKERS="2" if self.target == "full-w2" else "1",
         )
         if self.variants:
             env["BENCH_VARIANT"] = ",".join(self.variants)
@@ -600,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         help="wrk threads (wrk uses about 0.1 core either way; see docs/benchmarks.md)",
     )
     p.add_argument(
-        "--targets", default=",".join(TARGETS), help=f"comma-separated, from {','.join(TARGETS + ANALYSIS_TARGETS)}"
+        "--targets", default=",".join(TARGETS), help=f"comma-separated, from {','.join(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS)}"
     )
     p.add_argument(
         "--max-rate",
@@ -645,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     from variant_gateway import KNOWN
 
     variant_targets = {t for t in targets if t.startswith("full+") and set(t.split("+")[1:]) <= KNOWN}
-    if unknown := set(targets) - set(TARGETS + ANALYSIS_TARGETS) - variant_targets:
+    if unknown := set(targets) - set(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS) - variant_targets:
         p.error(f"unknown targets {sorted(unknown)}")
     out = Path(args.out_dir or f"/tmp/bench-ingress-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)

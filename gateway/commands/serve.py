@@ -8,11 +8,13 @@ from typing import Any
 import structlog
 
 from connectors import secret_policy
+from gateway.core.errors import ConfigError
 from gateway.core.presence import announced, ingress_member
 from gateway.core.settings import Settings
 from gateway.http import HttpState, build_app
 from gateway.runtime import Runtime, open_runtime, require_services, settle_heap
 from gateway.server import ensure_port_free, serve_http, stop_event
+from gateway.supervisor import Supervisor, cores, die_with_parent
 
 log = structlog.get_logger(__name__)
 
@@ -36,10 +38,24 @@ def ingress_state(rt: Runtime, *, dev: bool = False) -> HttpState:
     )
 
 
+def worker_count(settings: Settings, args: argparse.Namespace) -> int:
+    asked = args.workers if getattr(args, "workers", None) is not None else settings.serve_workers
+    return asked if asked > 0 else cores()
+
+
 async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     require_services(settings, "serve")
     secret_policy.enforce(settings, settings.load_file(), command="serve")
-    ensure_port_free(settings.host, settings.port, "GATEWAY_PORT")
+    worker = bool(getattr(args, "worker", False))
+    if worker:
+        die_with_parent()  # the supervisor checked the port; this worker shares it (SO_REUSEPORT)
+    else:
+        ensure_port_free(settings.host, settings.port, "GATEWAY_PORT")
+        workers = worker_count(settings, args)
+        if workers > 1:
+            if settings.port == 0:
+                raise ConfigError("--workers > 1 needs a fixed GATEWAY_PORT: the workers share it")
+            return await Supervisor(workers, grace=settings.shutdown_grace).run(stop_event())
     stop = stop_event()
     async with open_runtime(settings, block_until_connected=False, stop=stop) as rt:
         state = ingress_state(rt)  # bad configuration fails here, before listening
@@ -54,6 +70,7 @@ async def run_serve(settings: Settings, args: argparse.Namespace) -> int:
                 grace=settings.shutdown_grace,
                 header_timeout=settings.header_timeout,
                 drain_delay=settings.drain_delay,
+                reuse_port=worker,
             )
     return 0
 
@@ -66,6 +83,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "deduplicate it, publish it to RabbitMQ and answer 200 only once the broker confirmed (503 otherwise, so "
         "the platform retries). Listens on GATEWAY_HOST:GATEWAY_PORT (127.0.0.1:8080); run as many as you like. "
         "Needs AMQP_URL and REDIS_URL, and refuses placeholder or weak connector secrets (`gateway check` lists "
-        "them).",
+        "them). With --workers N (GATEWAY_SERVE_WORKERS; default: one per core) N such processes share the port "
+        "(SO_REUSEPORT) under one supervisor that restarts a worker that dies and stops them all on SIGTERM.",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="ingress processes on the port (default GATEWAY_SERVE_WORKERS, 0 = one per core)",
+    )
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by the supervisor
     p.set_defaults(run=run_serve)

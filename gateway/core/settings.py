@@ -27,6 +27,8 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", validation_alias=_env("GATEWAY_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("GATEWAY_PORT"))
+    #: ``gateway serve`` processes sharing GATEWAY_PORT (SO_REUSEPORT) under one supervisor; 0 = one per core.
+    serve_workers: int = Field(0, ge=0, le=64, validation_alias=_env("GATEWAY_SERVE_WORKERS"))
     #: ``gateway consume`` serves /healthz, /readyz and /metrics here, so it runs beside ``serve`` as is.
     consume_port: int = Field(8081, ge=0, le=65535, validation_alias=_env("GATEWAY_CONSUME_PORT"))
     namespace: str = Field("gw", validation_alias=_env("GATEWAY_NAMESPACE"), pattern=r"^[A-Za-z0-9_.-]{1,64}$")

@@ -32,7 +32,14 @@ class GatewayProcess:
         variable = "GATEWAY_CONSUME_PORT" if command == "consume" else "GATEWAY_PORT"
         self.port = int(env[variable]) if variable in env else free_port()
         self.name = name or command
-        self.env = {**os.environ, **env, variable: str(self.port), "GATEWAY_LOG_FORMAT": "json"}
+        # One serve process unless a test asks for workers: tests count processes, pids and log lines.
+        self.env = {
+            **os.environ,
+            "GATEWAY_SERVE_WORKERS": "1",
+            **env,
+            variable: str(self.port),
+            "GATEWAY_LOG_FORMAT": "json",
+        }
         self.log_path = Path(tempfile.mkstemp(prefix=f"gw-{self.name}-", suffix=".log")[1])
         self.proc: asyncio.subprocess.Process | None = None
 
