@@ -433,6 +433,23 @@ def record_result(
 # --------------------------------------------------------------------------- cleanup
 
 
+async def delete_queues_and_exchanges(amqp_url: str, queues: Iterable[str], exchanges: Iterable[str]) -> None:
+    """Delete these queues and exchanges by name (a baseline's own, outside the product's topology)."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for name in queues:
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(name)
+        for name in exchanges:
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(name)
+    finally:
+        await connection.close()
+
+
 async def cleanup_namespace(namespace: str, partitions: int = 16) -> None:
     """Delete the namespace's queues and exchanges and its Redis keys (on the benchmark's services)."""
     await purge_namespace(namespace, partitions, amqp_url=AMQP_URL, redis_url=REDIS_URL, timeout=10)

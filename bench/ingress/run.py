@@ -106,7 +106,7 @@ class CpuMeter:
         self.samples.append((time.monotonic(), machine_busy(), all_procs()))
 
     def _group(self, pid: int, comm: str, ppid: int) -> str:
-        if pid == self.server_pid:
+        if pid == self.server_pid or ppid == self.server_pid:  # with --workers, the supervisor's workers too
             return "server"
         if pid == self.wrk_pid:
             return "wrk"
@@ -241,6 +241,9 @@ class Server:
         if self.bare:
             with urllib.request.urlopen(self.url("/stats"), timeout=5) as r:
                 return int(json.load(r)["published"])
+        if self.target in WORKER_TARGETS:  # /metrics answers from one worker: count every worker's log line
+            text = self.log.read_text(errors="replace")
+            return sum(text.count(f'"event":{sep}"event_accepted"') for sep in ("", " "))
         return int(self.metric(r'gateway_requests_total\{connector="slack",outcome="published"\}'))
 
     def metric(self, pattern: str) -> float:
@@ -285,7 +288,7 @@ class Server:
     def exchanges(self) -> list[str]:
         if self.target in ("bare-asyncio", "bare-uvloop"):
             return []
-        names = ("events",) if self.bare else ("events", "outbound", "dead")
+        names = ("events",) if self.bare else ("events", "outbound", "dead", "web")
         return [f"{self.namespace}.{x}" for x in names]
 
 
