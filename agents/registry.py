@@ -24,12 +24,14 @@ class AgentFactory:
     """Makes the object that serves one conversation: the shared object, or a new instance of a class."""
 
     name: str
-    target: Any
+    #: A shared agent object, or a class made once per warm conversation (both checked by ``_check``).
+    target: AgentLike | type[AgentLike]
 
     def instance(self) -> AgentLike:
-        """The object whose ``on_event`` serves a conversation (checked at load: ``_check``)."""
-        made = self.target() if inspect.isclass(self.target) else self.target
-        return cast(AgentLike, made)
+        """The object whose ``on_event`` serves a conversation."""
+        if isinstance(self.target, type):
+            return self.target()
+        return self.target
 
 
 def _check(name: str, target: Any) -> None:
@@ -84,7 +86,7 @@ def agents_and_problems(settings: Settings, file: GatewayFile) -> tuple[dict[str
     agents: dict[str, AgentFactory] = {}
     problems: list[str] = []
     for name, make in _builtins(settings).items():
-        agents[name] = AgentFactory(name, make())
+        agents[name] = AgentFactory(name, cast(AgentLike, make()))
     for name, spec in file.agents.items():
         try:
             target = import_path(spec.path, f"agent {name!r}")
@@ -93,7 +95,7 @@ def agents_and_problems(settings: Settings, file: GatewayFile) -> tuple[dict[str
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        agents[name] = AgentFactory(name, target)
+        agents[name] = AgentFactory(name, cast("AgentLike | type[AgentLike]", target))  # _check verified it
     wanted = {settings.default_agent} | {r.agent for r in file.routes if r.agent}
     for name in sorted(wanted - agents.keys() - file.agents.keys()):
         hint = " (set GATEWAY_LLM_MODEL to enable 'llm')" if name == "llm" else ""
