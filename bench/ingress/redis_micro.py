@@ -29,23 +29,65 @@ class PublicPipeline:
 
     def __init__(self, client: Any) -> None:
         self._client = client
-        self._pending: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
 
-    def set(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    def call(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._pending:
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
-        self._pending.append((args, kwargs, future))
+        self._pending.append((method, args, kwargs, future))
         return future
+
+    def set(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        return self.call("set", *args, **kwargs)
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
         async with self._client.pipeline(transaction=False) as pipe:
-            for args, kwargs, _ in batch:
-                pipe.set(*args, **kwargs)
+            for method, args, kwargs, _ in batch:
+                getattr(pipe, method)(*args, **kwargs)
             results = await pipe.execute()
-        for (_, _, future), result in zip(batch, results, strict=True):
+        for (_, _, _, future), result in zip(batch, results, strict=True):
             future.set_result(result)
+
+
+async def run_dispatch(mode: str, concurrency: int, seconds: float, url: str) -> dict[str, float]:
+    """What every turn costs the dispatcher in Redis: the done-marker lookup (GET), then the record (the
+    history-append script: RPUSH, LTRIM, PEXPIRE and the turn's done marker, one EVALSHA)."""
+    from gateway.core.store.redis import _PUSH, RedisStore
+
+    ns = f"bench-dispatch-micro-{uuid.uuid4().hex[:8]}"
+    store = RedisStore(url, ns)
+    client = store._client
+    await client.script_load(_PUSH.text)
+    public = PublicPipeline(client)
+    turn = '{"role":"user","text":"' + "x" * 150 + '","event_id":"e"}'
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop:
+            hist, marker = f"hist:echo:slack:T:C:{w}", f"turn:echo:{w}:{i}"
+            i += 1
+            if mode == "store":
+                await store.lookup(marker)
+                await store.push(hist, [turn, turn], 1000, markers=[marker], marker_ttl=604800, ttl=2592000)
+            else:
+                keys = [f"{ns}:{hist}", f"{ns}:{marker}"]
+                await public.call("get", keys[1])
+                await public.call("evalsha", _PUSH.sha, 2, *keys, 1000, 604800000, 2592000000, 2, turn, turn)
+            done += 1
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    keys = [k async for k in client.scan_iter(match=f"{ns}:*", count=5000)]
+    for i in range(0, len(keys), 5000):
+        await client.unlink(*keys[i : i + 5000])
+    await store.close()
+    return {"turns_per_s": round(done / wall), "cpu_us_per_turn": round(1e6 * cpu / max(done, 1), 1)}
 
 
 async def run(mode: str, concurrency: int, seconds: float, url: str) -> dict[str, float]:
@@ -128,7 +170,14 @@ def main() -> None:
         results.setdefault(mode, []).append(r["pairs_per_s"])
         print(f"{labels[mode]:<36} hiredis={HIREDIS_AVAILABLE} concurrency={args.concurrency}: {r}")
     ours, theirs = max(results["store"]), max(results["public"])
-    print(f"our auto-pipeline / redis-py public pipeline: {ours / theirs:.2f}x pairs/s (best of two each)")
+    print(f"ingest: our auto-pipeline / redis-py public pipeline: {ours / theirs:.2f}x pairs/s (best of two each)")
+    turns: dict[str, list[float]] = {}
+    for mode in ("store", "public", "store", "public"):
+        r = asyncio.run(run_dispatch(mode, args.concurrency, args.seconds, args.redis_url))
+        turns.setdefault(mode, []).append(r["turns_per_s"])
+        print(f"dispatch {labels[mode]:<36} concurrency={args.concurrency}: {r}")
+    ratio = max(turns["store"]) / max(turns["public"])
+    print(f"dispatch: our auto-pipeline / redis-py public pipeline: {ratio:.2f}x turns/s (best of two each)")
 
 
 if __name__ == "__main__":
