@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -51,6 +52,10 @@ class DispatchConfig:
     history_window: int = 50
     #: Seconds a conversation's history lives after its last turn (``GATEWAY_HISTORY_TTL``); None: forever.
     history_ttl: float | None = None
+    #: While a turn runs longer than ``typing_after`` seconds, a typing indicator goes out every
+    #: ``typing_every`` seconds (Telegram's chat action lasts 5 s; the web chat shows "typing…"); 0: off.
+    typing_every: float = 4.0
+    typing_after: float = 1.0
 
 
 def turn_marker(agent: str, event: Event) -> str:
@@ -296,12 +301,34 @@ class Dispatcher:
 
     async def _turn(self, agent: str, key: str, events: list[Event]) -> list[OutboundMessage]:
         inst = await self._pool.acquire(agent, key)
+        typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
         try:
             ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
             await inst.agent.on_event(ctx, ctx.event)
             return ctx.outbox
         finally:
+            if typing is not None:
+                typing.cancel()
             self._pool.release(inst)
+
+    async def _keep_typing(self, event: Event) -> None:
+        """Show the user the agent is working, until the turn ends (its replies go out after it).
+
+        The ids are the event's own ``:typing:N`` series, apart from the turn's reply ids, so how long a turn
+        took never shifts the id of a reply (a retried turn's replies keep theirs, and are never doubled).
+        """
+        await asyncio.sleep(self._cfg.typing_after)
+        for n in itertools.count():
+            await self._send_now(
+                OutboundMessage(
+                    id=f"{event.id}:typing:{n}",
+                    event_id=event.id,
+                    conversation_key=event.conversation_key,
+                    action="typing",
+                    to=event.reply_to,
+                )
+            )
+            await asyncio.sleep(self._cfg.typing_every)
 
     async def _send_now(self, message: OutboundMessage) -> None:
         try:

@@ -79,6 +79,7 @@ class ConsumerWorker:
                 turn_timeout=settings.turn_timeout,
                 history_window=settings.history_window,
                 history_ttl=settings.history_ttl or None,
+                typing_every=settings.typing_every,
             ),
         )
         self.sender = OutboundWorker(

@@ -607,7 +607,9 @@ def main(argv: list[str] | None = None) -> int:
         help="wrk threads (wrk uses about 0.1 core either way; see docs/benchmarks.md)",
     )
     p.add_argument(
-        "--targets", default=",".join(TARGETS), help=f"comma-separated, from {','.join(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS)}"
+        "--targets",
+        default=",".join(TARGETS),
+        help=f"comma-separated, from {','.join(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS)}",
     )
     p.add_argument(
         "--max-rate",
