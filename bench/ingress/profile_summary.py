@@ -21,20 +21,20 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
 
 # (stage, predicate on "func (file)") checked in order, for each frame from the leaf upwards.
 STAGES: list[tuple[str, re.Pattern[str]]] = [
-    ("logging (structlog JSON line)", re.compile(r"structlog/|gateway/logs\.py|\(json/encoder")),
+    ("logging (structlog JSON line)", re.compile(r"structlog/|gateway/core/logs\.py|\(json/encoder")),
     ("metrics (prometheus_client)", re.compile(r"prometheus_client/")),
     ("Slack HMAC verify", re.compile(r"connectors/slack/verify\.py|\(hmac\.py|secrets_equal|check_timestamp")),
     ("JSON parse of the body", re.compile(r"parse_json_object|\(json/decoder|\(json/__init__")),
     ("pydantic Event: serialize (model_dump_json)", re.compile(r"model_dump_json")),
-    ("pydantic Event: build/copy (validation)", re.compile(r"pydantic/|connectors/slack/parse\.py|gateway/events\.py")),
-    ("routing (Router.apply, conversation key)", re.compile(r"gateway/routing\.py|gateway/core/bus/topology\.py")),
+    ("pydantic Event: build/copy (validation)", re.compile(r"pydantic/|connectors/slack/parse\.py|gateway/core/events\.py")),
+    ("routing (Router.apply, conversation key)", re.compile(r"gateway/core/routing\.py|gateway/core/bus/topology\.py")),
     ("Redis dedupe (redis-py, auto-pipeline)", re.compile(r"redis/|gateway/core/store/redis\.py")),
     (
         "AMQP publish + confirm (aio-pika, aiormq, pamqp)",
         re.compile(r"aio_pika/|aiormq/|pamqp/|gateway/core/bus/amqp\.py"),
     ),
-    ("gateway publish glue (publish.py, headers)", re.compile(r"gateway/publish\.py")),
-    ("ingest glue (ingest.py)", re.compile(r"gateway/ingest\.py")),
+    ("gateway publish glue (publish.py, headers)", re.compile(r"gateway/core/publish\.py")),
+    ("ingest glue (ingest.py)", re.compile(r"gateway/core/ingest\.py")),
     ("HTTP handler glue (http.py: headers dict, body read, response)", re.compile(r"gateway/http\.py")),
     ("aiohttp server (parse request, write response)", re.compile(r"aiohttp/|multidict|yarl/")),
     ("benchmark baseline handler (baseline.py)", re.compile(r"build_app\.<locals>.*\(baseline\.py")),
