@@ -105,6 +105,19 @@ class Agent:
                 raise AgentError(f"agent {self.name!r} has no model: pass model=... or set GATEWAY_LLM_MODEL")
             self._model = OpenAIChat(name, base_url=base_url, api_key=api_key)
 
+    def use_model(self, model: ChatModel) -> None:
+        """Talk to ``model`` from now on (``gateway.toml``'s provider settings, agents/providers.py)."""
+        self._model = model
+
+    def model_for(self, ctx: TurnContext) -> ChatModel:
+        """The model of this turn: with the route's own key when it names one and the model can take it."""
+        model = self.model
+        for_key = getattr(model, "for_key", None)
+        if ctx.api_key_env and for_key is not None:
+            chosen: ChatModel = for_key(ctx.api_key_env)
+            return chosen
+        return model
+
     @property
     def model(self) -> ChatModel:
         if self._model is None:
@@ -122,11 +135,14 @@ class Agent:
     async def on_event(self, ctx: TurnContext, event: Event) -> None:
         messages = await self.messages_for(ctx)
         schemas = [t.schema for t in self.tools.values()]
+        model = self.model_for(ctx)
         for _ in range(self.max_rounds):
             try:
-                turn = await self.model.complete(messages, schemas)
+                turn = await model.complete(messages, schemas)
             except ModelError as exc:
                 raise AgentError(str(exc)) from exc
+            if turn.usage is not None:
+                ctx.usage += turn.usage
             if not turn.tool_calls:
                 if turn.content and turn.content.strip():
                     await ctx.reply(turn.content)
@@ -137,6 +153,10 @@ class Agent:
             for call in turn.tool_calls:
                 t = self.tools.get(call.name)
                 result = await t.invoke(call.arguments, ctx) if t else f"error: there is no tool named {call.name!r}"
-                ctx.log.info("tool_called", tool=call.name, ok=not result.startswith("error:"))
+                ok = not result.startswith("error:")
+                ctx.log.info("tool_called", tool=call.name, ok=ok)
+                ctx.tool_calls.append(
+                    {"name": call.name, "arguments": call.arguments, "result": result[:500], "ok": ok}
+                )
                 messages.append(tool_result(call, result))
         raise AgentError(f"no final answer after {self.max_rounds} model calls")

@@ -19,6 +19,7 @@ import orjson
 import structlog
 
 from agents.memory import Memory
+from agents.usage import Usage
 from gateway.core.events import Event, OutboundMessage
 from gateway.core.store.base import Store
 
@@ -29,16 +30,39 @@ class Turn:
     text: str
     event_id: str
     sender: str | None = None
+    #: What the agent did for this answer (``{"name", "arguments", "result", "ok"}`` each), on the turn's
+    #: first reply (or its last inbound message when it sent none); older records have none.
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    #: Tokens the turn cost (``{"input_tokens", "output_tokens"}``), next to its tool calls.
+    usage: dict[str, int] | None = None
+    #: Unix time the turn was recorded.
+    at: float | None = None
 
     def to_json(self) -> str:
-        return orjson.dumps(
-            {"role": self.role, "text": self.text, "event_id": self.event_id, "sender": self.sender}
-        ).decode()
+        d: dict[str, Any] = {"role": self.role, "text": self.text, "event_id": self.event_id, "sender": self.sender}
+        if self.tool_calls:
+            d["tool_calls"] = list(self.tool_calls)
+        if self.usage is not None:
+            d["usage"] = self.usage
+        if self.at is not None:
+            d["at"] = self.at
+        return orjson.dumps(d).decode()
 
     @classmethod
     def from_json(cls, raw: str) -> Turn:
         d = json.loads(raw)
-        return cls(role=d["role"], text=d["text"], event_id=d["event_id"], sender=d.get("sender"))
+        calls = d.get("tool_calls")
+        usage = d.get("usage")
+        at = d.get("at")
+        return cls(
+            role=d["role"],
+            text=d["text"],
+            event_id=d["event_id"],
+            sender=d.get("sender"),
+            tool_calls=tuple(c for c in calls if isinstance(c, dict)) if isinstance(calls, list) else (),
+            usage=dict(usage) if isinstance(usage, dict) else None,
+            at=float(at) if isinstance(at, int | float) else None,
+        )
 
 
 def history_key(agent: str, conversation_key: str) -> str:
@@ -82,6 +106,14 @@ class TurnContext(SessionContext):
         self.outbox: list[OutboundMessage] = []
         self._send_now = send_now
         self._seq = 0
+        #: Tokens this turn's model calls cost; the agent loop adds to it, the consumer stores it.
+        self.usage = Usage()
+        #: The tools the agent called this turn, kept in the history record (``gateway history``).
+        self.tool_calls: list[dict[str, Any]] = []
+        #: The ``[[routes]]`` entry's label that claimed the event (None: the default route).
+        self.route: str | None = None
+        #: The route's own model key variable (bring your own key), for agents/providers.py.
+        self.api_key_env: str | None = None
 
     @functools.cached_property
     def log(self) -> Any:

@@ -17,17 +17,26 @@ from typing import Any, Protocol
 
 import openai
 
+from agents.usage import Usage
+
 
 class ModelError(Exception):
     """The model server could not give an answer.
 
     ``retry_after`` (seconds) is the server's ``Retry-After`` when it said how long to wait; the dispatcher
-    waits at least that long before its next attempt.
+    waits at least that long before its next attempt. ``status`` is the HTTP status the server answered
+    (None: no answer, a timeout or a broken connection). A fallback list tries its next model only when
+    the failure is :attr:`transient` (5xx, 529 overloaded, timeout, unreachable), never on a 4xx.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        return self.status is None or self.status >= 500
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
@@ -50,6 +59,8 @@ class ToolCall:
 class ModelTurn:
     content: str | None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    #: What this call cost, from the provider's usage fields (None when it reported none).
+    usage: Usage | None = None
 
     def as_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self.content}
@@ -89,7 +100,9 @@ class OpenAIChat:
             resp = await self._client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
             raise ModelError(
-                f"model server answered {exc.status_code}: {exc.message}", retry_after=_retry_after(exc)
+                f"model server answered {exc.status_code}: {exc.message}",
+                retry_after=_retry_after(exc),
+                status=exc.status_code,
             ) from exc
         except openai.APIError as exc:
             raise ModelError(f"model server unreachable: {exc}") from exc
@@ -101,7 +114,9 @@ class OpenAIChat:
             for c in (msg.tool_calls or [])
             if getattr(c, "function", None) is not None
         ]
-        return ModelTurn(content=msg.content, tool_calls=calls)
+        usage = resp.usage
+        spent = Usage.from_dict(usage.model_dump()) if usage is not None else None
+        return ModelTurn(content=msg.content, tool_calls=calls, usage=spent)
 
     async def close(self) -> None:
         await self._client.close()

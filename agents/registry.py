@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from agents.base import AgentLike
-from gateway.core.config import GatewayFile
+from agents.providers import model_chain
+from gateway.core.config import AgentConfig, GatewayFile
 from gateway.core.errors import ConfigError
 from gateway.core.imports import import_path
 from gateway.core.settings import Settings
@@ -57,6 +58,19 @@ def _configure(name: str, target: Any, settings: Settings) -> None:
         raise ConfigError(f"agent {name!r}: {exc}") from exc
 
 
+def _use_provider(name: str, target: Any, spec: AgentConfig) -> None:
+    """``provider``/``model``/``fallback``/``api_key_env`` in the agent's section: its model chain."""
+    if spec.provider is None and spec.model is None and not spec.fallback and spec.api_key_env is None:
+        return
+    use_model = getattr(target, "use_model", None)
+    if use_model is None or inspect.isclass(target):
+        raise ConfigError(f"agent {name!r}: provider, model, fallback and api_key_env apply to declarative agents")
+    try:
+        use_model(model_chain(spec, default_model=getattr(target, "_model_name", None)))
+    except ValueError as exc:
+        raise ConfigError(f"agent {name!r}: {exc}") from exc
+
+
 def _builtins(settings: Settings) -> dict[str, Callable[[], Any]]:
     from agents.echo import EchoAgent
 
@@ -92,6 +106,7 @@ def agents_and_problems(settings: Settings, file: GatewayFile) -> tuple[dict[str
             target = import_path(spec.path, f"agent {name!r}")
             _check(name, target)
             _configure(name, target, settings)
+            _use_provider(name, target, spec)
         except ConfigError as exc:
             problems.append(str(exc))
             continue

@@ -93,12 +93,32 @@ class WebhookSourceConfig(_Strict):
         return explicit if explicit is not None else self.secrets(name)[0]
 
 
-class AgentConfig(_Strict):
+class BudgetConfig(_Strict):
+    """Token budgets (input + output, from the provider's usage): when one is spent the turn ends with
+    ``budget_message`` as its reply and no model call. Unset: no budget."""
+
+    budget_tokens_per_conversation: int | None = Field(None, ge=1)
+    #: All conversations of this agent (or route) in one UTC day.
+    budget_tokens_per_day: int | None = Field(None, ge=1)
+    budget_message: str | None = Field(None, min_length=1)
+
+
+class AgentConfig(BudgetConfig):
     path: str
     options: dict[str, object] = Field(default_factory=dict)
+    #: The model of a declarative agent (agents/providers.py); unset keeps the agent's own model.
+    provider: Literal["openai", "anthropic"] | None = None
+    model: str | None = None
+    #: The environment variable that holds the key (default ANTHROPIC_API_KEY or OPENAI_API_KEY).
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    base_url: str | None = None
+    #: Anthropic's required ``max_tokens`` per answer.
+    max_tokens: int | None = Field(None, ge=1)
+    #: ``"provider:model"`` entries tried in order when the model before fails with 5xx, 529 or a timeout.
+    fallback: list[str] = Field(default_factory=list)
 
 
-class RouteConfig(_Strict):
+class RouteConfig(BudgetConfig):
     #: A platform's name (slack, telegram, webhook, web, or one from GATEWAY_PLATFORMS); checked at start-up.
     platform: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     #: Slack team, Telegram bot name or webhook source; None matches any.
@@ -108,6 +128,14 @@ class RouteConfig(_Strict):
     agent: str | None = None
     key: KeyGranularity = "thread"
     busy: BusyPolicy = "queue"
+    #: The route's name in usage counts (``gateway status --usage``, metrics); default platform:bot:channel.
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:*-]{1,64}$")
+    #: This route's own model key (bring your own key): replaces the agent's primary provider key.
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.platform}:{self.bot or '*'}:{self.channel or '*'}"
 
 
 class TelegramSection(_Strict):

@@ -37,7 +37,8 @@ class Router:
         self._routes = routes
         self._default = Route(agent=default_agent, key="thread", busy="queue")
 
-    def route_for(self, address: ReplyAddress) -> Route:
+    def match(self, address: ReplyAddress) -> RouteConfig | None:
+        """The first ``[[routes]]`` entry that claims this address, if any."""
         for r in self._routes:
             if r.platform != address.platform:
                 continue
@@ -45,8 +46,14 @@ class Router:
                 continue
             if r.channel is not None and r.channel != address.channel:
                 continue
-            return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy)
-        return self._default
+            return r
+        return None
+
+    def route_for(self, address: ReplyAddress) -> Route:
+        r = self.match(address)
+        if r is None:
+            return self._default
+        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy)
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
