@@ -175,7 +175,7 @@ async def test_the_fake_refuses_what_the_real_api_refuses(fake: FakeAnthropic) -
                 {"role": "user", "content": "no result"},
             ],
         },
-        {"max_tokens": 10, "temperature": 0.5, "messages": [{"role": "user", "content": "a"}]},
+        {"max_tokens": 10, "extra_body": {"temperature": 0.5}, "messages": [{"role": "user", "content": "a"}]},
     ]
     for body in cases:
         with pytest.raises(anthropic.BadRequestError) as caught:
