@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from agents.context import Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
+from consumers.usage import UsageLedger
 from gateway.core import tracebacks, tracing
 from gateway.core.bounds import skip_label
 from gateway.core.bus.base import Delivery
@@ -87,7 +89,9 @@ class Dispatcher:
         dead: DeadLetters,
         metrics: Metrics,
         config: DispatchConfig,
+        usage: UsageLedger | None = None,
     ) -> None:
+        self._usage = usage
         self._publisher = publisher
         self._store = store
         self._pool = pool
@@ -224,11 +228,12 @@ class Dispatcher:
                 start = time.perf_counter()
                 try:
                     async with asyncio.timeout(self._cfg.turn_timeout):
-                        outbox = await self._turn(agent, key, events)
+                        ctx = await self._turn(agent, key, events)
+                    outbox = ctx.outbox
                     for message in outbox:
                         # A reply whose turn may have run before is checked against the sent markers.
                         await self._publisher.outbound(message, recheck=repeat or attempt > 1)
-                    await self._record(agent, key, events, outbox)
+                    await self._record(agent, key, events, outbox, ctx)
                 except Exception as exc:
                     if not all(d.alive() for d in deliveries):
                         log.warning("turn_abandoned", reason="connection lost; the broker redelivers the event")
@@ -299,13 +304,15 @@ class Dispatcher:
             },
         )
 
-    async def _turn(self, agent: str, key: str, events: list[Event]) -> list[OutboundMessage]:
+    async def _turn(self, agent: str, key: str, events: list[Event]) -> TurnContext:
         inst = await self._pool.acquire(agent, key)
         typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
         try:
             ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
-            await inst.agent.on_event(ctx, ctx.event)
-            return ctx.outbox
+            # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
+            if self._usage is None or await self._usage.admit(agent, ctx):
+                await inst.agent.on_event(ctx, ctx.event)
+            return ctx
         finally:
             if typing is not None:
                 typing.cancel()
@@ -336,9 +343,19 @@ class Dispatcher:
         except Exception as exc:  # typing indicators are best effort
             log.info("typing_not_sent", error=str(exc))
 
-    async def _record(self, agent: str, key: str, events: Sequence[Event], outbox: Sequence[OutboundMessage]) -> None:
-        turns = [Turn("user", e.text, e.id, e.sender.id if e.sender else None).to_json() for e in events]
-        turns += [Turn("assistant", m.text, m.event_id).to_json() for m in outbox if m.action == "reply"]
+    async def _record(
+        self,
+        agent: str,
+        key: str,
+        events: Sequence[Event],
+        outbox: Sequence[OutboundMessage],
+        ctx: TurnContext | None = None,
+    ) -> None:
+        records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None) for e in events]
+        records += [Turn("assistant", m.text, m.event_id) for m in outbox if m.action == "reply"]
+        if ctx is not None:
+            records = with_what_was_done(records, len(events), ctx)
+        turns = [t.to_json() for t in records]
         markers = [turn_marker(agent, e) for e in events]
         await self._store.push(
             history_key(agent, key),
@@ -353,3 +370,20 @@ class Dispatcher:
             recent[marker] = None
         while len(recent) > RECENT_DONE:
             recent.popitem(last=False)
+        if self._usage is not None and ctx is not None:
+            await self._usage.record(agent, ctx)
+
+
+def with_what_was_done(records: list[Turn], inbound: int, ctx: TurnContext) -> list[Turn]:
+    """The turn's tool calls and usage on its first reply (its last inbound message when it sent none),
+    and the time on every record: what ``gateway history`` shows."""
+    at = time.time()
+    target = inbound if len(records) > inbound else inbound - 1
+    out = []
+    for i, t in enumerate(records):
+        if i == target and (ctx.tool_calls or ctx.usage):
+            t = dataclasses.replace(
+                t, tool_calls=tuple(ctx.tool_calls), usage=ctx.usage.to_dict() if ctx.usage else None
+            )
+        out.append(dataclasses.replace(t, at=at))
+    return out

@@ -27,7 +27,9 @@ from consumers.outbound import OutboundWorker
 from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
+from consumers.usage import UsageLedger
 from gateway.core.bus.base import Bus
+from gateway.core.config import GatewayFile
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
 from gateway.core.settings import Settings
@@ -52,6 +54,7 @@ class ConsumerWorker:
         agents: dict[str, AgentFactory],
         senders: dict[str, PlatformSender],
         rate_policies: Mapping[str, RatePolicy],
+        file: GatewayFile | None = None,
     ) -> None:
         self.settings = settings
         self.id = settings.consumer_id or default_consumer_id()
@@ -80,6 +83,13 @@ class ConsumerWorker:
                 history_window=settings.history_window,
                 history_ttl=settings.history_ttl or None,
                 typing_every=settings.typing_every,
+            ),
+            usage=UsageLedger(
+                store,
+                metrics,
+                file,
+                default_agent=settings.default_agent,
+                conversation_ttl=settings.history_ttl or None,
             ),
         )
         self.sender = OutboundWorker(

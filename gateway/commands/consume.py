@@ -39,6 +39,7 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
         agents=agents,
         senders=senders,
         rate_policies={name: p.rate_policy(rt.settings) for name, p in known.items()},
+        file=rt.file,
     )
 
 

@@ -32,6 +32,13 @@ class Metrics:
         )
         self.skipped = Counter("gateway_events_skipped", "Events that start no turn", ["reason"], registry=r)
         self.partitions_owned = Gauge("gateway_partitions_owned", "Partitions this consumer holds", registry=r)
+        # Models (consumers/usage.py).
+        self.model_tokens = Counter(
+            "gateway_model_tokens", "Model tokens of succeeded turns", ["agent", "route", "direction"], registry=r
+        )
+        self.budget_exhausted = Counter(
+            "gateway_budget_exhausted", "Turns ended by a spent token budget", ["agent", "route"], registry=r
+        )
         # Outbound.
         self.sent = Counter("gateway_outbound_sent", "Platform calls made", ["platform", "action"], registry=r)
         self.send_seconds = Histogram(

@@ -138,6 +138,17 @@ async def test_hashes(store: Store) -> None:
     assert await store.hall("mem") == {}
 
 
+async def test_hincr_adds_to_fields_at_once_and_expires_with_its_ttl(store: Store) -> None:
+    assert await store.hincr("usage", {"in": 5, "out": 2}) == {"in": 5, "out": 2}
+    assert await store.hincr("usage", {"in": 3, "turns": 1}) == {"in": 8, "turns": 1}
+    assert await store.hall("usage") == {"in": "8", "out": "2", "turns": "1"}
+    await asyncio.gather(*(store.hincr("usage", {"out": 1}) for _ in range(20)))  # none lost under concurrency
+    assert await store.hget("usage", "out") == "22"
+    await store.hincr("day", {"in": 1}, ttl=0.2)
+    await eventually(lambda: store.hall("day"), until=lambda h: h == {}, what="the counters' expiry")
+    assert await store.hincr("day", {"in": 4}) == {"in": 4}  # counting starts again after the expiry
+
+
 async def test_leases_have_one_owner(store: Store) -> None:
     keys = ["lease:0", "lease:1"]
     assert await store.acquire_lease("lease:0", "A", 10) is True

@@ -49,7 +49,9 @@ async def test_a_tool_round_trip_maps_both_ways(fake: FakeAnthropic) -> None:
     ]
     first = await model.complete(messages, SCHEMAS)
     assert first.tool_calls == [ToolCall("toolu_1", "add", json.dumps({"a": 2, "b": 40}))]
-    assert first.usage is not None and first.usage.input_tokens > 0 and first.usage.output_tokens > 0
+    assert first.usage is not None
+    assert first.usage.input_tokens > 0
+    assert first.usage.output_tokens > 0
     messages += [first.as_message(), tool_result(first.tool_calls[0], "42")]
     second = await model.complete(messages, SCHEMAS)
     await model.close()
@@ -98,10 +100,14 @@ async def test_streaming_yields_text_deltas_then_one_turn(fake: FakeAnthropic) -
     items = [item async for item in model.stream([{"role": "user", "content": "hi"}], SCHEMAS)]
     await model.close()
     *deltas, final = items
-    assert len(deltas) > 1 and all(isinstance(d, str) for d in deltas)
+    assert len(deltas) > 1
+    assert all(isinstance(d, str) for d in deltas)
     assert "".join(str(d) for d in deltas) == "Hello there, streaming world"
-    assert isinstance(final, ModelTurn) and final.content == "Hello there, streaming world"
-    assert final.usage is not None and final.usage.input_tokens > 0 and final.usage.output_tokens > 1
+    assert isinstance(final, ModelTurn)
+    assert final.content == "Hello there, streaming world"
+    assert final.usage is not None
+    assert final.usage.input_tokens > 0
+    assert final.usage.output_tokens > 1
     assert fake.requests[0]["stream"] is True
 
 
@@ -143,7 +149,8 @@ async def test_a_wrong_key_is_a_401_not_retried_elsewhere(fake: FakeAnthropic) -
     with pytest.raises(ModelError) as caught:
         await model.complete([{"role": "user", "content": "hi"}], [])
     await model.close()
-    assert caught.value.status == 401 and not caught.value.transient
+    assert caught.value.status == 401
+    assert not caught.value.transient
 
 
 async def test_an_unreachable_server_is_transient() -> None:
@@ -151,7 +158,8 @@ async def test_an_unreachable_server_is_transient() -> None:
     with pytest.raises(ModelError) as caught:
         await model.complete([{"role": "user", "content": "hi"}], [])
     await model.close()
-    assert caught.value.status is None and caught.value.transient
+    assert caught.value.status is None
+    assert caught.value.transient
 
 
 async def test_the_fake_refuses_what_the_real_api_refuses(fake: FakeAnthropic) -> None:
@@ -192,14 +200,18 @@ async def test_the_fake_needs_the_key_and_version_headers(fake: FakeAnthropic) -
     body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{fake.base_url}/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"}) as r:
-            assert r.status == 401 and (await r.json())["error"]["type"] == "authentication_error"
+            assert r.status == 401
+            assert (await r.json())["error"]["type"] == "authentication_error"
         async with s.post(f"{fake.base_url}/v1/messages", json=body, headers={"x-api-key": "sk-ant-unit"}) as r:
-            assert r.status == 400 and "anthropic-version" in (await r.json())["error"]["message"]
+            assert r.status == 400
+            assert "anthropic-version" in (await r.json())["error"]["message"]
         headers = {"x-api-key": "sk-ant-unit", "anthropic-version": "2023-06-01"}
         no_max = {"model": "m", "messages": body["messages"]}  # the client itself refuses to send this
         async with s.post(f"{fake.base_url}/v1/messages", json=no_max, headers=headers) as r:
-            assert r.status == 400 and (await r.json())["error"]["message"] == "max_tokens: Field required"
+            assert r.status == 400
+            assert (await r.json())["error"]["message"] == "max_tokens: Field required"
         async with s.post(f"{fake.base_url}/v1/messages", json=body, headers=headers) as r:
             answer = await r.json()
-    assert answer["stop_reason"] == "end_turn" and answer["content"][0]["text"] == "echo: hi"
+    assert answer["stop_reason"] == "end_turn"
+    assert answer["content"][0]["text"] == "echo: hi"
     assert Usage.from_dict(answer["usage"]).total > 0

@@ -10,7 +10,7 @@ Keys given to the store are relative; the store prefixes the namespace.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 
@@ -62,6 +62,10 @@ class Store(Protocol):
     async def hget(self, key: str, field: str) -> str | None: ...
     async def hall(self, key: str) -> dict[str, str]: ...
     async def hdel(self, key: str, field: str) -> bool: ...
+    async def hincr(self, key: str, increments: Mapping[str, int], ttl: float | None = None) -> dict[str, int]:
+        """Add to integer fields (absent ones start at 0), all at once; the new values. With ``ttl`` the
+        hash expires ``ttl`` seconds after this write (usage counters, consumers/usage.py)."""
+        ...
 
     # Leases: one owner per key until it expires or is released.
     async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -109,6 +109,16 @@ class MemoryStore:
     async def hdel(self, key: str, field: str) -> bool:
         h: dict[str, str] = self._live(self._k(key)) or {}
         return h.pop(field, None) is not None
+
+    async def hincr(self, key: str, increments: Mapping[str, int], ttl: float | None = None) -> dict[str, int]:
+        k = self._k(key)
+        h: dict[str, str] = self._live(k) or {}
+        for field, by in increments.items():
+            h[field] = str(int(h.get(field, "0")) + by)
+        self._data[k] = h
+        if ttl is not None:
+            self._expires[k] = time.monotonic() + ttl
+        return {field: int(h[field]) for field in increments}
 
     async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
         k = self._k(key)

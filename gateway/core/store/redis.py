@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
@@ -376,6 +376,15 @@ class RedisStore:
 
     async def hdel(self, key: str, field: str) -> bool:
         return bool(await self._run("HDEL", self._k(key), field))
+
+    async def hincr(self, key: str, increments: Mapping[str, int], ttl: float | None = None) -> dict[str, int]:
+        k = self._k(key)
+        # Queued in one tick: one round trip on the auto-pipeline for every field and the expiry.
+        added = [self._run("HINCRBY", k, field, by) for field, by in increments.items()]
+        if ttl is not None:
+            added.append(self._run("PEXPIRE", k, max(1, int(ttl * 1000))))
+        values = await asyncio.gather(*added)
+        return {field: int(v) for field, v in zip(increments, values, strict=False)}
 
     async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
         return bool(await self._eval(_ACQUIRE, 1, self._k(key), owner, int(ttl * 1000)))
