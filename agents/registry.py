@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from agents.base import AgentLike
-from agents.providers import model_chain
 from gateway.core.config import AgentConfig, GatewayFile
 from gateway.core.errors import ConfigError
 from gateway.core.imports import import_path
@@ -62,6 +61,8 @@ def _use_provider(name: str, target: Any, spec: AgentConfig) -> None:
     """``provider``/``model``/``fallback``/``api_key_env`` in the agent's section: its model chain."""
     if spec.provider is None and spec.model is None and not spec.fallback and spec.api_key_env is None:
         return
+    from agents.providers import model_chain  # the model clients load only for an agent that names a provider
+
     use_model = getattr(target, "use_model", None)
     if use_model is None or inspect.isclass(target):
         raise ConfigError(f"agent {name!r}: provider, model, fallback and api_key_env apply to declarative agents")

@@ -9,6 +9,7 @@ gateway send      sign and post a sample event to a running gateway
 gateway status    queues, consumers, partitions, dead letters
 gateway check     validate configuration and reach the broker and Redis
 gateway purge     delete a namespace's queues, exchanges and Redis keys (needs --yes)
+gateway history   a conversation's turns: messages, tool calls, replies, usage
 """
 
 from __future__ import annotations

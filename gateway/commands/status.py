@@ -17,6 +17,8 @@ with single-active-consumer, and peeking with a consumer gives the message back 
 ``x-delivery-count`` + 1, which counts toward the dispatcher's redelivery limit (a ``watch gateway
 status`` could dead-letter a waiting event). The exact wait of events that reached a consumer is
 ``gateway_queue_lag_seconds``; the estimate here covers the ones still in the queue.
+With ``--usage`` the report also has the model tokens per agent and route, all time and today (UTC),
+from the consumers' counters in Redis (gateway/commands/usage_report.py).
 Exit status: 0 when RabbitMQ and Redis answer, 1 when either does not, 2 on bad configuration. With
 ``--strict`` (for scripts and probes) also 3 when something needs a person: no live consumer, no live serve
 instance, an unowned or stalled partition, or dead letters; the report's ``problems`` lists which.
@@ -35,6 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from gateway.commands.parsers import documented_parser
+from gateway.commands.usage_report import format_usage, usage_report
 from gateway.core.bus.base import Bus, Delivery, QueueInfo
 from gateway.core.bus.topology import Topology
 from gateway.core.errors import ConfigError
@@ -293,10 +296,13 @@ async def run_status(settings: Settings, args: argparse.Namespace) -> int:
             "Redis. Without them `gateway dev` keeps both inside its own process, where no other process can see them"
         )
     report = await collect(settings, args.interval)
+    if getattr(args, "usage", False):
+        report["usage"] = await usage_report(settings) if report["redis"]["ok"] else None
     if args.json:
         print(json.dumps(report))
     else:
-        print("\n".join(format_report(report, color=sys.stdout.isatty())))
+        lines = format_report(report, color=sys.stdout.isatty())
+        print("\n".join(lines + (format_usage(report["usage"]) if report.get("usage") else [])))
     if not report["ok"]:
         return 1
     return 3 if args.strict and report["problems"] else 0
@@ -318,5 +324,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS", help="rate sampling window (default 1; 0 = no rates)"
+    )
+    p.add_argument(
+        "--usage", action="store_true", help="also model tokens per agent and route, all time and today (UTC)"
     )
     p.set_defaults(run=run_status)
