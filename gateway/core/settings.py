@@ -52,6 +52,10 @@ class Settings(BaseSettings):
 
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    #: Anthropic's Messages API for agents with ``provider = "anthropic"`` (agents/providers.py reads the
+    #: variable an agent's or route's ``api_key_env`` names; this is the default one).
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     llm_model: str | None = Field(None, validation_alias=_env("GATEWAY_LLM_MODEL"))
     llm_instructions: str | None = Field(None, validation_alias=_env("GATEWAY_LLM_INSTRUCTIONS"))
 
