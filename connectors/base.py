@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,13 +37,17 @@ class InboundRequest:
 class ConnectorResult:
     """What to publish, and what to answer once it is durably queued.
 
-    ``events`` empty means nothing to publish (a challenge, a ping): answer at once.
+    ``events`` empty means nothing to publish (a challenge, a ping): answer at once. The connector itself stays
+    CPU-only: an effect is built by it and run by ingress.
     """
 
     events: list[Event] = field(default_factory=list)
     status: int = 200
     body: bytes = b""
     content_type: str = "text/plain"
+    #: Store writes the request asks for (Slack's ``app_uninstalled`` removes the workspace's tokens), awaited
+    #: by ingress before the events are published: if one fails the answer is 503 and the platform retries.
+    effects: tuple[Callable[[], Awaitable[None]], ...] = ()
 
 
 class Connector(Protocol):

@@ -14,8 +14,10 @@ Minimums, per secret type (checked 2026-11 against the platforms' docs):
   refuses anything else); we ask for at least 16. https://core.telegram.org/bots/api#setwebhook
 - Standard Webhooks: ``whsec_`` + base64 of a key "between 24 bytes (192 bits) and 64 bytes (512
   bits)"; https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
-- Bot tokens (Slack ``xoxb-``, Telegram ``123456:ABC…``) are checked for placeholders only: the
-  platform refuses a wrong one at the first call.
+- ``GATEWAY_TOKEN_ENCRYPTION_KEY``: Fernet keys (32 url-safe base64 bytes), space separated for rotation;
+  https://cryptography.io/en/latest/fernet/
+- Bot tokens (Slack ``xoxb-``, Telegram ``123456:ABC…``) and the Slack client secret are checked for
+  placeholders only: the platform refuses a wrong one at the first call.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from gateway.core.config import GatewayFile, env_secret
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
 
-Kind = Literal["slack_signing_secret", "bot_token", "telegram_secret_token", "standard_webhooks"]
+Kind = Literal["slack_signing_secret", "bot_token", "telegram_secret_token", "standard_webhooks", "fernet_key"]
 Severity = Literal["placeholder", "invalid", "weak"]
 
 SLACK_SIGNING_SECRET_MIN = 32
@@ -103,6 +105,9 @@ def _configured(settings: Settings, file: GatewayFile) -> Iterator[_Secret]:
         "SLACK_SIGNING_SECRET", "slack_signing_secret", "Slack signing secret", value(settings.slack_signing_secret)
     )
     yield _Secret("SLACK_BOT_TOKEN", "bot_token", "Slack bot token", value(settings.slack_bot_token))
+    yield _Secret("SLACK_CLIENT_SECRET", "bot_token", "Slack client secret", value(settings.slack_client_secret))
+    key = value(settings.token_encryption_key)
+    yield _Secret("GATEWAY_TOKEN_ENCRYPTION_KEY", "fernet_key", "token encryption key", key)
     yield _Secret("TELEGRAM_BOT_TOKEN", "bot_token", "Telegram bot token", value(settings.telegram_bot_token))
     yield _Secret(
         "TELEGRAM_SECRET_TOKEN", "telegram_secret_token", "Telegram secret token", value(settings.telegram_secret_token)
@@ -164,6 +169,12 @@ def _check(secret: _Secret) -> Iterator[Problem]:
             "connector disabled",
         )
         return
+    if secret.kind == "fernet_key":
+        from connectors.slack.tokencrypt import key_problem  # the key's format is the Slack connector's own
+
+        problem = key_problem(value)
+        if problem is not None:
+            yield Problem(secret.variable, "invalid", problem)
     if secret.kind == "slack_signing_secret" and len(value) < SLACK_SIGNING_SECRET_MIN:
         yield Problem(
             secret.variable,

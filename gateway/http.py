@@ -80,6 +80,8 @@ async def _read_body(request: web.Request, limit: int, timeout: float = 10.0) ->
 
 async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> web.Response:
     assert state.ingestor is not None
+    for effect in result.effects:
+        await effect()
     for event in result.events:
         with (
             structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform),

@@ -38,6 +38,20 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    #: Installing across workspaces (connectors/slack/oauth.py): all three set, or the OAuth routes answer 404.
+    slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+    token_encryption_key: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_TOKEN_ENCRYPTION_KEY"))
+    slack_scopes: str = Field(
+        "app_mentions:read,channels:history,chat:write,groups:history,im:history,mpim:history,reactions:write",
+        validation_alias=_env("SLACK_SCOPES"),
+    )
+    slack_redirect_uri: str | None = Field(None, validation_alias=_env("SLACK_REDIRECT_URI"))
+    slack_authorize_url: str = Field(
+        "https://slack.com/oauth/v2/authorize", validation_alias=_env("SLACK_AUTHORIZE_URL")
+    )
+    #: A rotating bot token is refreshed when it expires within this many seconds.
+    slack_rotate_before: float = Field(7200.0, ge=60, validation_alias=_env("GATEWAY_SLACK_ROTATE_BEFORE"))
 
     telegram_bot_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_secret_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_SECRET_TOKEN"))
