@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
-from yarl import URL
 
 from tests.fakes.base import ChatFake, json_response, read_request_args, run_token_cli
 from tests.fakes.slack_workspaces import Workspaces
@@ -87,7 +87,8 @@ class FakeSlack(ChatFake):
         if team not in self.workspaces.teams or not q.get("redirect_uri"):
             return web.Response(status=400, text="unknown team or no redirect_uri")
         code = self.workspaces.issue_code(team, q["redirect_uri"], q.get("scope", ""))
-        raise web.HTTPFound(URL(q["redirect_uri"]).update_query(code=code, state=q.get("state", "")))
+        back = q["redirect_uri"] + ("&" if "?" in q["redirect_uri"] else "?")
+        raise web.HTTPFound(back + urlencode({"code": code, "state": q.get("state", "")}))
 
     def rate_limit_response(self, method: str, retry_after: int) -> web.StreamResponse:
         # tests/fixtures/slack_429_response.json
