@@ -88,7 +88,7 @@ async def _installed(args: AsyncSuccessArgs) -> BoltResponse:
 
 
 async def _refused(args: AsyncFailureArgs) -> BoltResponse:
-    reason = args.reason
+    reason = str(args.reason)[:100]  # from the query string (Slack's error=) when the install was declined
     status = _STATUS.get(reason, 403 if args.suggested_status_code == 200 else 503)
     log.info("slack_install_refused", reason=reason, status=status)
     if reason == "invalid_state":
