@@ -48,8 +48,18 @@ STATE_SECONDS = 600
 _STATUS = {"invalid_browser": 400, "missing_code": 400, "invalid_code": 400, "invalid_state": 403}
 
 
+def missing_settings(settings: Settings) -> list[str]:
+    """Which of the three settings that enable installs are unset."""
+    values = {
+        "SLACK_CLIENT_ID": settings.slack_client_id,
+        "SLACK_CLIENT_SECRET": settings.slack_client_secret,
+        "GATEWAY_TOKEN_ENCRYPTION_KEY": settings.token_encryption_key,
+    }
+    return [name for name, value in values.items() if not value]
+
+
 def oauth_configured(settings: Settings) -> bool:
-    return bool(settings.slack_client_id and settings.slack_client_secret and settings.token_encryption_key)
+    return not missing_settings(settings)
 
 
 def installation_store(settings: Settings, store: Store) -> StoreInstallationStore | None:

@@ -51,10 +51,14 @@ def inbound(parts: Parts, notes: list[str]) -> Connector | None:
         notes.append("SLACK_SIGNING_SECRET is not set: the Slack connector is disabled (404)")
         return None
     installations = oauth.installation_store(settings, parts.store) if parts.store is not None else None
-    if installations is not None:
+    if oauth.oauth_configured(settings):
         notes.append("Slack installs enabled: GET /slack/install; app_uninstalled/tokens_revoked remove a workspace")
-    elif settings.slack_bot_token is None:
-        notes.append("SLACK_BOT_TOKEN is not set: Slack events are accepted but replies cannot be sent")
+    else:
+        missing = oauth.missing_settings(settings)
+        if len(missing) < 3:
+            notes.append(f"Slack installs disabled (404): {', '.join(missing)} not set")
+        if settings.slack_bot_token is None:
+            notes.append("SLACK_BOT_TOKEN is not set: Slack events are accepted but replies cannot be sent")
     notes.append("Slack connector enabled: POST /slack/events, /slack/interactions, /slack/commands")
     on_removal = functools.partial(lifecycle.apply, installations) if installations is not None else None
     return SlackConnector(
