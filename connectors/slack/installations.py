@@ -44,7 +44,13 @@ def install_key(enterprise_id: str | None, team_id: str | None) -> str:
 
 
 def tombstone_key(enterprise_id: str | None, team_id: str | None) -> str:
-    return f"slack:removed:{_part(enterprise_id)}:{_part(team_id)}"
+    # Slack team ids are unique across enterprises: a reply, which knows only its team, finds it.
+    return f"slack:removed:{team_id or _part(enterprise_id)}"
+
+
+def team_key(team_id: str) -> str:
+    """Which enterprise a workspace install belongs to (``-``: none), for a reply that knows only its team."""
+    return f"slack:team:{team_id}"
 
 
 def _timestamp(name: str, value: datetime) -> float | int:
@@ -87,6 +93,8 @@ class StoreInstallationStore(AsyncInstallationStore):
             record.get("enterprise_id"), record.get("team_id"), record.get("is_enterprise_install")
         )
         await self._store.put(install_key(enterprise_id, team_id), self._cipher.encrypt(json.dumps(record)))
+        if team_id:
+            await self._store.put(team_key(team_id), _part(enterprise_id))
         await self._store.delete(tombstone_key(enterprise_id, team_id))
 
     # ------------------------------------------------------------------ AsyncInstallationStore
@@ -127,6 +135,13 @@ class StoreInstallationStore(AsyncInstallationStore):
             return None
         return installation.to_bot()
 
+    async def find_bot_for_team(self, team_id: str) -> Bot | None:
+        """The bot of workspace ``team_id``, inside an Enterprise Grid org or not."""
+        enterprise = await self._store.get(team_key(team_id))
+        return await self.async_find_bot(
+            enterprise_id=None if enterprise in (None, "-") else enterprise, team_id=team_id
+        )
+
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         record = await self._read(enterprise_id, team_id)
         if record is not None:
@@ -140,7 +155,7 @@ class StoreInstallationStore(AsyncInstallationStore):
             await self._clear(record, _USER_FIELDS)
 
     async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
-        await self._store.delete(install_key(enterprise_id, team_id))
+        await self._store.delete(install_key(enterprise_id, team_id), *([team_key(team_id)] if team_id else []))
 
     async def _clear(self, record: dict[str, Any], fields: tuple[str, ...]) -> None:
         for name in fields:
@@ -151,7 +166,8 @@ class StoreInstallationStore(AsyncInstallationStore):
         if record.get("bot_token") or record.get("user_token"):
             await self._store.put(key, self._cipher.encrypt(json.dumps(record)))
         else:
-            await self._store.delete(key)
+            team_id = record.get("team_id")
+            await self._store.delete(key, *([team_key(team_id)] if team_id else []))
 
     # ------------------------------------------------------------------ removals
     async def mark_removed(self, enterprise_id: str | None, team_id: str | None, reason: str) -> None:

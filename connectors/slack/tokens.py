@@ -71,7 +71,7 @@ class WorkspaceTokens:
             ) from exc
 
     async def _token_for(self, team: str) -> str:
-        bot = await self._installations.async_find_bot(enterprise_id=None, team_id=team)
+        bot = await self._installations.find_bot_for_team(team)
         if bot is None:
             return await self._without_installation(team)
         if self._expiring(bot) and self._rotator is not None and bot.bot_refresh_token:
@@ -93,7 +93,7 @@ class WorkspaceTokens:
         )
 
     async def _refresh(self, team: str, seen: Bot) -> Bot:
-        lock, owner = f"slack:rotate:-:{team}", uuid.uuid4().hex
+        lock, owner = f"slack:rotate:{team}", uuid.uuid4().hex
         deadline = time.monotonic() + self._lock_ttl
         while True:
             if await self._store.acquire_lease(lock, owner, self._lock_ttl):
@@ -102,7 +102,7 @@ class WorkspaceTokens:
                 finally:
                     await self._store.release_lease(lock, owner)
             await asyncio.sleep(self._poll)  # another replica is refreshing: read what it stores
-            current = await self._installations.async_find_bot(enterprise_id=None, team_id=team)
+            current = await self._installations.find_bot_for_team(team)
             if current is None:
                 return Bot(**{**seen.to_dict_for_copying(), "bot_token": await self._without_installation(team)})
             if not self._expiring(current) or time.monotonic() > deadline:
@@ -110,7 +110,7 @@ class WorkspaceTokens:
 
     async def _refresh_locked(self, team: str, seen: Bot) -> Bot:
         assert self._rotator is not None
-        current = await self._installations.async_find_bot(enterprise_id=None, team_id=team)
+        current = await self._installations.find_bot_for_team(team)
         if current is None:
             return Bot(**{**seen.to_dict_for_copying(), "bot_token": await self._without_installation(team)})
         if not self._expiring(current):

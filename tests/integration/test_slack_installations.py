@@ -178,3 +178,16 @@ async def test_two_replicas_refresh_an_expiring_token_once(store: Store) -> None
                 grant_type="refresh_token",
                 refresh_token=answer["refresh_token"],
             )
+
+
+async def test_a_workspace_of_an_enterprise_grid_org_is_found_by_its_team(store: Store) -> None:
+    installations = _installations(store)
+    await installations.async_save(_installation("TG", "xoxb-grid", enterprise_id="E1"))
+    tokens = WorkspaceTokens(installations, store, fallback="xoxb-fallback")
+    assert await tokens.token_for("TG") == "xoxb-grid"
+    removal = lifecycle.removal({"team_id": "TG", "enterprise_id": "E1", "event": {"type": "app_uninstalled"}})
+    assert removal is not None
+    await lifecycle.apply(installations, removal)
+    with pytest.raises(SendError, match="uninstalled"):
+        await tokens.token_for("TG")
+    assert await store.get(install_key("E1", "TG")) is None
