@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from connectors.platform import Platform
 from connectors.slack.platform import PLATFORM as SLACK
+from connectors.teams.platform import PLATFORM as TEAMS
 from connectors.telegram.platform import PLATFORM as TELEGRAM
 from connectors.web.platform import PLATFORM as WEB
 from connectors.webhooks.platform import PLATFORM as WEBHOOK
@@ -22,6 +23,7 @@ BUILT_IN: tuple[Platform, ...] = (
     WEBHOOK,
     WEB,
     WHATSAPP,
+    TEAMS,
 )
 
 
