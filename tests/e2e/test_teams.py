@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.teams.platform import message_activity
 from tests.e2e.conftest import gateway_env
+from tests.e2e.test_operators import gateway_cli
 from tests.fakes.botframework import FakeBotFramework
 from tests.fakes.openai_api import FakeOpenAI, text_reply
 from tests.fakes.slack_api import FakeSlack
@@ -61,7 +63,8 @@ async def post_teams(gw: GatewayProcess, body: bytes, token: str) -> int:
 async def test_an_activity_gets_the_echo_reply_in_its_chain_once_and_forged_tokens_are_refused(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, bf: FakeBotFramework
 ) -> None:
-    gw = await GatewayProcess("dev", gateway_env(slack, telegram, **service_env(services), **teams_env(bf))).start()
+    env = gateway_env(slack, telegram, **service_env(services), **teams_env(bf))
+    gw = await GatewayProcess("dev", env).start()
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     try:
         first = activity(bf, "hi from teams", activity_id="1733511065990")
@@ -83,6 +86,23 @@ async def test_an_activity_gets_the_echo_reply_in_its_chain_once_and_forged_toke
     assert len(bf.messages) == 2  # the retried delivery was answered once
     assert len(bf.calls_for("token")) == 1  # one client-credentials token for both replies
     assert len(bf.calls_for("jwks")) == 1  # the key set fetched once, then cached
+
+
+async def test_gateway_send_teams_signs_with_a_local_key_the_gateway_serves(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, bf: FakeBotFramework, tmp_path: Path
+) -> None:
+    env = gateway_env(slack, telegram, **service_env(services), **teams_env(bf))
+    key = tmp_path / "key.pem"
+    key.write_bytes(bf.private_pem())
+    gw = await GatewayProcess("dev", env).start()
+    try:
+        args = ("send", "teams", "from gateway send", "--key", str(key), "--kid", bf.kid, "--service-url", bf.base_url)
+        code, out, _ = await gateway_cli(env, *args, "--url", gw.url)
+        assert code == 0, out
+        [sent] = await bf.wait_for_messages(1, timeout=20)
+    finally:
+        assert await gw.terminate() == 0
+    assert sent["text"] == "echo: from gateway send"
 
 
 async def test_without_its_password_teams_is_404(

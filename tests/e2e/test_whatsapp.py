@@ -17,6 +17,7 @@ from connectors.whatsapp.verify import sign
 from gateway.core.bus.amqp import AmqpBus
 from gateway.core.bus.topology import Topology
 from tests.e2e.conftest import gateway_env
+from tests.e2e.test_operators import gateway_cli
 from tests.fakes.openai_api import FakeOpenAI, text_reply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
@@ -71,9 +72,8 @@ async def test_a_message_gets_the_echo_reply_once_and_forgeries_are_refused(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, graph: FakeWhatsApp
 ) -> None:
     graph.customer_wrote(NUMBER, USER)
-    gw = await GatewayProcess(
-        "dev", gateway_env(slack, telegram, **service_env(services), **whatsapp_env(graph))
-    ).start()
+    env = gateway_env(slack, telegram, **service_env(services), **whatsapp_env(graph))
+    gw = await GatewayProcess("dev", env).start()
     try:
         assert await handshake(gw, VERIFY_TOKEN) == (200, "1158201444")
         assert (await handshake(gw, "not-the-token"))[0] == 403
@@ -87,14 +87,18 @@ async def test_a_message_gets_the_echo_reply_once_and_forgeries_are_refused(
         del value["messages"]
         assert await post_whatsapp(gw, json.dumps(status).encode()) == 200
         assert await post_whatsapp(gw, notification("again")) == 200
-        sent = await graph.wait_for_messages(2, timeout=20)
+        await graph.wait_for_messages(2, timeout=20)
+        code, out, _ = await gateway_cli(env, "send", "whatsapp", "from gateway send", "--url", gw.url)
+        assert code == 0, out
+        sent = await graph.wait_for_messages(3, timeout=20)
     finally:
         assert await gw.terminate() == 0
     assert [(m["phone_number_id"], m["to"], m["text"]["body"]) for m in sent] == [
         (NUMBER, USER, "echo: hi from whatsapp"),
         (NUMBER, USER, "echo: again"),
+        (NUMBER, USER, "echo: from gateway send"),
     ]
-    assert len(graph.messages) == 2  # the retried delivery was answered once
+    assert len(graph.messages) == 3  # the retried delivery was answered once
     assert all(c.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}" for c in graph.calls_for("text"))
 
 
