@@ -13,12 +13,16 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from connectors import build_registry
 from connectors.base import InboundRequest
+from connectors.secret_policy import audit, enforce
 from connectors.teams.connector import TeamsConnector
 from connectors.teams.keys import KeysUnavailable, SigningKeys
 from connectors.teams.sender import TeamsSender
-from gateway.core.errors import BadSignature, MalformedPayload, RateLimited, SendError
+from gateway.core.config import GatewayFile
+from gateway.core.errors import BadSignature, ConfigError, MalformedPayload, RateLimited, SendError
 from gateway.core.events import EventKind, OutboundMessage, ReplyAddress
+from gateway.core.settings import Settings
 from tests.fakes.botframework import FakeBotFramework
 from tests.support.waiting import eventually
 from tests.unit.builders import fixture_json
@@ -291,3 +295,20 @@ async def test_429_is_rate_limited_and_a_wrong_password_is_a_send_error(live: Fa
     assert limited.value.retry_after == 2.0
     assert "invalid_client" in str(refused_token.value) or "AADSTS7000215" in str(refused_token.value)
     assert live.messages == []
+
+
+# --- secrets and enabling --------------------------------------------------------------------------
+
+
+def test_a_placeholder_password_never_enables_teams_and_a_short_one_is_weak() -> None:
+    with pytest.raises(ConfigError, match="TEAMS_APP_PASSWORD"):
+        enforce(Settings(TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD="changeme"), GatewayFile(), command="dev")  # type: ignore[call-arg]
+    weak = audit(Settings(TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD="abc8Q~short"), GatewayFile())  # type: ignore[call-arg]
+    assert [(p.variable, p.severity) for p in weak] == [("TEAMS_APP_PASSWORD", "weak")]
+
+
+@pytest.mark.parametrize("env", [{}, {"TEAMS_APP_ID": APP_ID}, {"TEAMS_APP_PASSWORD": "p" * 40}])
+def test_without_the_app_id_and_password_teams_is_not_registered(env: dict[str, str]) -> None:
+    registry = build_registry(Settings(**env), GatewayFile())  # type: ignore[arg-type]
+    assert registry.get("teams") is None
+    assert any("Teams is disabled" in note for note in registry.notes)

@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from connectors.base import InboundRequest
+from connectors.secret_policy import audit, enforce
 from connectors.whatsapp.connector import WhatsAppConnector
 from connectors.whatsapp.sender import WhatsAppSender
 from connectors.whatsapp.verify import sign
 from connectors.whatsapp.window import last_inbound, record
-from gateway.core.errors import BadSignature, MalformedPayload, RateLimited, RequestError, SendError
+from gateway.core.config import GatewayFile
+from gateway.core.errors import BadSignature, ConfigError, MalformedPayload, RateLimited, RequestError, SendError
 from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.core.settings import Settings
 from gateway.core.store.memory import MemoryStore
 from tests.fakes.whatsapp_api import FakeWhatsApp
 from tests.unit.builders import fixture_bytes, fixture_json
@@ -263,3 +266,25 @@ async def test_throttling_codes_are_rate_limits_and_a_bad_token_is_not(graph: Fa
     assert limited.value.retry_after == 1.0
     assert not isinstance(refused.value, RateLimited)
     assert "190" in str(refused.value)
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN"])
+def test_a_placeholder_never_enables_whatsapp(variable: str) -> None:
+    settings = Settings(**{variable: "REPLACE_ME"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=variable):
+        enforce(settings, GatewayFile(), command="dev")
+
+
+def test_short_whatsapp_secrets_are_weak_refused_by_serve_and_only_warned_by_dev() -> None:
+    settings = Settings(WHATSAPP_APP_SECRET="a1b2c3d4e5", WHATSAPP_VERIFY_TOKEN="k9x")  # type: ignore[call-arg]
+    assert {p.variable for p in audit(settings, GatewayFile()) if p.severity == "weak"} == {
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+    }
+    assert len(enforce(settings, GatewayFile(), command="dev")) == 2
+    with pytest.raises(ConfigError):
+        enforce(settings, GatewayFile(), command="serve")
+    assert audit(Settings(WHATSAPP_APP_SECRET=SECRET, WHATSAPP_VERIFY_TOKEN=VERIFY), GatewayFile()) == []  # type: ignore[call-arg]
