@@ -8,18 +8,36 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from connectors import build_registry
 from connectors.base import InboundRequest
+from connectors.platform import Parts
 from connectors.secret_policy import audit, enforce
 from connectors.whatsapp.connector import WhatsAppConnector
 from connectors.whatsapp.sender import WhatsAppSender
 from connectors.whatsapp.verify import sign
 from connectors.whatsapp.window import last_inbound, record
+from gateway.core.bus.memory import MemoryBus
+from gateway.core.bus.topology import Topology
 from gateway.core.config import GatewayFile
-from gateway.core.errors import BadSignature, ConfigError, MalformedPayload, RateLimited, RequestError, SendError
+from gateway.core.errors import (
+    BadSignature,
+    ConfigError,
+    MalformedPayload,
+    RateLimited,
+    RequestError,
+    SendError,
+    StoreUnavailable,
+)
 from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.core.ingest import Ingestor
+from gateway.core.metrics import Metrics
+from gateway.core.publish import Publisher
+from gateway.core.routing import Router
 from gateway.core.settings import Settings
 from gateway.core.store.memory import MemoryStore
+from gateway.http import HttpState, build_app
 from tests.fakes.whatsapp_api import FakeWhatsApp
 from tests.unit.builders import fixture_bytes, fixture_json
 
@@ -288,3 +306,30 @@ def test_short_whatsapp_secrets_are_weak_refused_by_serve_and_only_warned_by_dev
     with pytest.raises(ConfigError):
         enforce(settings, GatewayFile(), command="serve")
     assert audit(Settings(WHATSAPP_APP_SECRET=SECRET, WHATSAPP_VERIFY_TOKEN=VERIFY), GatewayFile()) == []  # type: ignore[call-arg]
+
+
+# --- through the real aiohttp app ------------------------------------------------------------------
+
+
+class DownStore(MemoryStore):
+    async def get(self, key: str) -> str | None:
+        raise StoreUnavailable("Redis did not answer: connection refused")
+
+
+@pytest.mark.parametrize(("store", "status"), [(MemoryStore("u"), 200), (DownStore("u"), 503)])
+async def test_ingress_answers_503_when_the_window_cannot_be_recorded(store: MemoryStore, status: int) -> None:
+    settings = Settings(WHATSAPP_APP_SECRET=SECRET, WHATSAPP_VERIFY_TOKEN=VERIFY)  # type: ignore[call-arg]
+    bus = MemoryBus(Topology("u", 2))
+    await bus.start()
+    metrics = Metrics()
+    ingestor = Ingestor(Publisher(bus, metrics), MemoryStore("u"), Router([], "echo"), metrics)
+    registry = build_registry(settings, GatewayFile(), Parts(settings, GatewayFile(), store=store))
+    state = HttpState(bus=bus, store=store, metrics=metrics, registry=registry, ingestor=ingestor)
+    body = fixture_bytes("whatsapp_text.json")
+    async with TestClient(TestServer(build_app(state))) as client:
+        posted = await client.post("/whatsapp", data=body, headers={"X-Hub-Signature-256": sign(SECRET, body)})
+        query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "42"}
+        handshake = await client.get("/whatsapp", params=query)
+        elsewhere = await client.post("/whatsapp/extra", data=body)
+        assert (posted.status, handshake.status, await handshake.text()) == (status, 200, "42")
+        assert elsewhere.status == 404
