@@ -140,3 +140,17 @@ async def test_the_llm_agent_answers_on_teams(
             assert await gw.terminate() == 0
     assert sent["text"] == "model says: summarise the thread"
     assert sent["conversation_id"] == CHAIN
+
+
+async def test_a_429_from_the_bot_connector_is_waited_out_and_the_reply_goes_once(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, bf: FakeBotFramework
+) -> None:
+    bf.rate_limit_next(1, retry_after=1, method="reply")
+    gw = await GatewayProcess("dev", gateway_env(slack, telegram, **service_env(services), **teams_env(bf))).start()
+    try:
+        assert await post_teams(gw, activity(bf, "busy?"), bf.mint(bf.base_url)) == 200
+        [sent] = await bf.wait_for_messages(1, timeout=20)
+    finally:
+        assert await gw.terminate() == 0
+    assert sent["text"] == "echo: busy?"
+    assert [c.status for c in bf.calls_for("reply")] == [429, 201]

@@ -167,3 +167,20 @@ async def test_the_llm_agent_answers_on_whatsapp(
         finally:
             assert await gw.terminate() == 0
     assert sent["text"]["body"] == "model says: what are your hours?"
+
+
+async def test_metas_throughput_error_is_waited_out_and_the_reply_goes_once(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, graph: FakeWhatsApp
+) -> None:
+    graph.customer_wrote(NUMBER, USER)
+    graph.rate_limit_next(1)  # HTTP 400, error 130429 "Rate limit hit"
+    gw = await GatewayProcess(
+        "dev", gateway_env(slack, telegram, **service_env(services), **whatsapp_env(graph))
+    ).start()
+    try:
+        assert await post_whatsapp(gw, notification("busy?")) == 200
+        [sent] = await graph.wait_for_messages(1, timeout=20)
+    finally:
+        assert await gw.terminate() == 0
+    assert sent["text"]["body"] == "echo: busy?"
+    assert [c.status for c in graph.calls_for("text")] == [400, 200]
