@@ -37,5 +37,8 @@ def _clean_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for name in list(os.environ):
-        if name.startswith(("GATEWAY_", "SLACK_", "TELEGRAM_", "OPENAI_")) or name in ("AMQP_URL", "REDIS_URL"):
+        if name.startswith(("GATEWAY_", "SLACK_", "TELEGRAM_", "OPENAI_", "WHATSAPP_", "TEAMS_")) or name in (
+            "AMQP_URL",
+            "REDIS_URL",
+        ):
             monkeypatch.delenv(name, raising=False)

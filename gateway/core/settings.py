@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     telegram_secret_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_SECRET_TOKEN"))
     telegram_api_url: str = Field("https://api.telegram.org", validation_alias=_env("TELEGRAM_API_URL"))
 
+    whatsapp_verify_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_VERIFY_TOKEN"))
+    whatsapp_app_secret: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_APP_SECRET"))
+    whatsapp_access_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_ACCESS_TOKEN"))
+    whatsapp_api_url: str = Field("https://graph.facebook.com/v25.0", validation_alias=_env("WHATSAPP_API_URL"))
+
+    teams_app_id: str | None = Field(None, validation_alias=_env("TEAMS_APP_ID"))
+    teams_app_password: SecretStr | None = Field(None, validation_alias=_env("TEAMS_APP_PASSWORD"))
+    teams_openid_metadata_url: str = Field(
+        "https://login.botframework.com/v1/.well-known/openidconfiguration",
+        validation_alias=_env("TEAMS_OPENID_METADATA_URL"),
+    )
+    teams_token_url: str = Field(
+        "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", validation_alias=_env("TEAMS_TOKEN_URL")
+    )
+
     web_secret: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_WEB_SECRET"))
     #: Platforms from outside this repository: ``package.module:PLATFORM`` import paths, comma-separated.
     extra_platforms: str | None = Field(None, validation_alias=_env("GATEWAY_PLATFORMS"))
@@ -110,6 +125,12 @@ class Settings(BaseSettings):
     telegram_chat_burst: float = Field(3.0, ge=1, validation_alias=_env("GATEWAY_TELEGRAM_CHAT_BURST"))
     telegram_group_per_minute: float = Field(20.0, gt=0, validation_alias=_env("GATEWAY_TELEGRAM_GROUP_PER_MINUTE"))
     telegram_bot_rate: float = Field(30.0, gt=0, validation_alias=_env("GATEWAY_TELEGRAM_BOT_RATE"))
+    whatsapp_number_rate: float = Field(80.0, gt=0, validation_alias=_env("GATEWAY_WHATSAPP_NUMBER_RATE"))
+    whatsapp_user_rate: float = Field(1 / 6, gt=0, validation_alias=_env("GATEWAY_WHATSAPP_USER_RATE"))
+    whatsapp_user_burst: float = Field(3.0, ge=1, validation_alias=_env("GATEWAY_WHATSAPP_USER_BURST"))
+    teams_conversation_rate: float = Field(0.5, gt=0, validation_alias=_env("GATEWAY_TEAMS_CONVERSATION_RATE"))
+    teams_conversation_burst: float = Field(7.0, ge=1, validation_alias=_env("GATEWAY_TEAMS_CONVERSATION_BURST"))
+    teams_tenant_rate: float = Field(50.0, gt=0, validation_alias=_env("GATEWAY_TEAMS_TENANT_RATE"))
     consumer_id: str | None = Field(None, validation_alias=_env("GATEWAY_CONSUMER_ID"))
 
     @field_validator("slack_api_url")
