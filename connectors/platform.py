@@ -32,14 +32,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A webhook route served by the generic handler: ``path`` has one ``{param}``, the connector's target."""
+    """A webhook route served by the generic handler: ``path`` has one ``{param}``, the connector's target.
+
+    A fixed path is a parameter with a pattern: ``Endpoint("/{target:whatsapp}")`` serves ``/whatsapp`` only."""
 
     path: str
     method: str = "POST"
 
     @property
     def param(self) -> str:
-        return self.path[self.path.index("{") + 1 : self.path.index("}")]
+        return self.path[self.path.index("{") + 1 : self.path.index("}")].split(":", 1)[0]
 
 
 @dataclass(frozen=True)

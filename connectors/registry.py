@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from connectors.platform import Platform
 from connectors.slack.platform import PLATFORM as SLACK
+from connectors.teams.platform import PLATFORM as TEAMS
 from connectors.telegram.platform import PLATFORM as TELEGRAM
 from connectors.web.platform import PLATFORM as WEB
 from connectors.webhooks.platform import PLATFORM as WEBHOOK
+from connectors.whatsapp.platform import PLATFORM as WHATSAPP
 from gateway.core.errors import ConfigError
 from gateway.core.imports import import_path
 from gateway.core.settings import Settings
@@ -20,6 +22,8 @@ BUILT_IN: tuple[Platform, ...] = (
     TELEGRAM,
     WEBHOOK,
     WEB,
+    WHATSAPP,
+    TEAMS,
 )
 
 

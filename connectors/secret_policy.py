@@ -14,8 +14,15 @@ Minimums, per secret type (checked 2026-11 against the platforms' docs):
   refuses anything else); we ask for at least 16. https://core.telegram.org/bots/api#setwebhook
 - Standard Webhooks: ``whsec_`` + base64 of a key "between 24 bytes (192 bits) and 64 bytes (512
   bits)"; https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
-- Bot tokens (Slack ``xoxb-``, Telegram ``123456:ABC…``) are checked for placeholders only: the
-  platform refuses a wrong one at the first call.
+- ``GATEWAY_TOKEN_ENCRYPTION_KEY``: Fernet keys (32 url-safe base64 bytes), space separated for rotation;
+  https://cryptography.io/en/latest/fernet/
+- Bot tokens (Slack ``xoxb-``, Telegram ``123456:ABC…``, the WhatsApp access token) and the Slack client
+  secret are checked for placeholders only: the platform refuses a wrong one at the first call.
+- Meta app secret (``WHATSAPP_APP_SECRET``): 32 hex characters (App Dashboard → App settings → Basic →
+  App secret); the webhook verify token is ours to choose: at least 16, like Telegram's.
+  https://developers.facebook.com/docs/graph-api/webhooks/getting-started
+- Teams (``TEAMS_APP_PASSWORD``): a Microsoft Entra client secret, 40 characters as Azure issues them; we
+  ask for at least 32. https://learn.microsoft.com/azure/bot-service/bot-service-quickstart-registration
 """
 
 from __future__ import annotations
@@ -33,13 +40,34 @@ from gateway.core.config import GatewayFile, env_secret
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
 
-Kind = Literal["slack_signing_secret", "bot_token", "telegram_secret_token", "standard_webhooks"]
+Kind = Literal[
+    "slack_signing_secret",
+    "bot_token",
+    "telegram_secret_token",
+    "standard_webhooks",
+    "meta_app_secret",
+    "verify_token",
+    "entra_client_secret",
+    "fernet_key",
+]
 Severity = Literal["placeholder", "invalid", "weak"]
 
 SLACK_SIGNING_SECRET_MIN = 32
 TELEGRAM_SECRET_TOKEN_MIN = 16
 TELEGRAM_SECRET_TOKEN_MAX = 256
 STANDARD_WEBHOOKS_KEY_MIN = 24  # bytes, decoded
+#: Minimum lengths of the other secrets, by kind (see the module docstring).
+MIN_LENGTH: dict[str, tuple[int, str]] = {
+    "meta_app_secret": (32, "the 32 characters Meta issues (App Dashboard → App settings → Basic → App secret)"),
+    "verify_token": (
+        16,
+        "16 characters; use a random one (e.g. `openssl rand -hex 32`) and type the same into Meta's dashboard",
+    ),
+    "entra_client_secret": (
+        32,
+        "32 characters; Azure issues client secrets of 40 (the bot's app registration → Certificates & secrets)",
+    ),
+}
 
 _TELEGRAM_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 #: Prefixes real values start with; what follows them is checked for a placeholder too (``xoxb-...``).
@@ -103,10 +131,19 @@ def _configured(settings: Settings, file: GatewayFile) -> Iterator[_Secret]:
         "SLACK_SIGNING_SECRET", "slack_signing_secret", "Slack signing secret", value(settings.slack_signing_secret)
     )
     yield _Secret("SLACK_BOT_TOKEN", "bot_token", "Slack bot token", value(settings.slack_bot_token))
+    yield _Secret("SLACK_CLIENT_SECRET", "bot_token", "Slack client secret", value(settings.slack_client_secret))
+    key = value(settings.token_encryption_key)
+    yield _Secret("GATEWAY_TOKEN_ENCRYPTION_KEY", "fernet_key", "token encryption key", key)
     yield _Secret("TELEGRAM_BOT_TOKEN", "bot_token", "Telegram bot token", value(settings.telegram_bot_token))
     yield _Secret(
         "TELEGRAM_SECRET_TOKEN", "telegram_secret_token", "Telegram secret token", value(settings.telegram_secret_token)
     )
+    yield _Secret("WHATSAPP_APP_SECRET", "meta_app_secret", "Meta app secret", value(settings.whatsapp_app_secret))
+    yield _Secret(
+        "WHATSAPP_VERIFY_TOKEN", "verify_token", "WhatsApp webhook verify token", value(settings.whatsapp_verify_token)
+    )
+    yield _Secret("WHATSAPP_ACCESS_TOKEN", "bot_token", "WhatsApp access token", value(settings.whatsapp_access_token))
+    yield _Secret("TEAMS_APP_PASSWORD", "entra_client_secret", "Teams app password", value(settings.teams_app_password))
     for name, bot in file.telegram.bots.items():
         what = f"telegram bot {name!r}"
         yield _Secret(bot.token_env, "bot_token", f"{what} token", value(env_secret(bot.token_env)), True)
@@ -164,6 +201,12 @@ def _check(secret: _Secret) -> Iterator[Problem]:
             "connector disabled",
         )
         return
+    if secret.kind == "fernet_key":
+        from connectors.slack.tokencrypt import key_problem  # the key's format is the Slack connector's own
+
+        problem = key_problem(value)
+        if problem is not None:
+            yield Problem(secret.variable, "invalid", problem)
     if secret.kind == "slack_signing_secret" and len(value) < SLACK_SIGNING_SECRET_MIN:
         yield Problem(
             secret.variable,
@@ -171,6 +214,9 @@ def _check(secret: _Secret) -> Iterator[Problem]:
             f"{label} is shorter than the {SLACK_SIGNING_SECRET_MIN} characters Slack issues "
             "(api.slack.com/apps → your app → Basic Information → Signing Secret)",
         )
+    if secret.kind in MIN_LENGTH and len(value) < MIN_LENGTH[secret.kind][0]:
+        hint = MIN_LENGTH[secret.kind][1]
+        yield Problem(secret.variable, "weak", f"{label} is shorter than {hint}")
     if secret.kind == "telegram_secret_token":
         if len(value) > TELEGRAM_SECRET_TOKEN_MAX or not _TELEGRAM_CHARS.fullmatch(value):
             yield Problem(

@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from connectors import InboundRequest, Registry
-from connectors.base import ConnectorResult
+from connectors.base import ConnectorResult, async_handler
 from gateway.core import tracing
 from gateway.core.bounds import clip
 from gateway.core.bus.base import Bus
@@ -80,6 +80,8 @@ async def _read_body(request: web.Request, limit: int, timeout: float = 10.0) ->
 
 async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> web.Response:
     assert state.ingestor is not None
+    for effect in result.effects:
+        await effect()
     for event in result.events:
         with (
             structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform),
@@ -130,11 +132,16 @@ def _webhook(platform: str, route: str, param: str, method: str) -> Callable[[we
             body = await _read_body(request, state.max_body, state.body_timeout)
             headers = {k.lower(): v for k, v in request.headers.items()}
             inbound = InboundRequest(target, headers, body, time.time(), method=request.method, query=request.query)
-            result = connector.handle(inbound)
+            handle_async = async_handler(connector)
+            result = connector.handle(inbound) if handle_async is None else await handle_async(inbound)
         except RequestError as exc:
             state.metrics.requests.labels(platform, type(exc).__name__).inc()
             log.info("request_refused", platform=platform, target=clip(target), status=exc.status, reason=exc.reason)
             return _error(exc.status, exc.reason)
+        except StoreUnavailable as exc:  # a connector's own store write (handle_async): the platform retries
+            state.metrics.requests.labels(platform, "unavailable").inc()
+            log.warning("event_not_queued", platform=platform, error=str(exc))
+            return _error(503, "the event could not be recorded; retry", retry_after=1)
         except ClientGone:
             state.metrics.requests.labels(platform, "client_gone").inc()
             log.info("client_disconnected", platform=platform, target=clip(target))

@@ -37,7 +37,9 @@ def _clean_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for name in list(os.environ):
-        if name.startswith(("GATEWAY_", "SLACK_", "TELEGRAM_", "OPENAI_", "ANTHROPIC_")) or name in (
+        if name.startswith(
+            ("GATEWAY_", "SLACK_", "TELEGRAM_", "OPENAI_", "ANTHROPIC_", "WHATSAPP_", "TEAMS_")
+        ) or name in (
             "AMQP_URL",
             "REDIS_URL",
         ):

@@ -26,7 +26,10 @@ STAGES: list[tuple[str, re.Pattern[str]]] = [
     ("Slack HMAC verify", re.compile(r"connectors/slack/verify\.py|\(hmac\.py|secrets_equal|check_timestamp")),
     ("JSON parse of the body", re.compile(r"parse_json_object|\(json/decoder|\(json/__init__")),
     ("pydantic Event: serialize (model_dump_json)", re.compile(r"model_dump_json")),
-    ("pydantic Event: build/copy (validation)", re.compile(r"pydantic/|connectors/slack/parse\.py|gateway/core/events\.py")),
+    (
+        "pydantic Event: build/copy (validation)",
+        re.compile(r"pydantic/|connectors/slack/parse\.py|gateway/core/events\.py"),
+    ),
     ("routing (Router.apply, conversation key)", re.compile(r"gateway/core/routing\.py|gateway/core/bus/topology\.py")),
     ("Redis dedupe (redis-py, auto-pipeline)", re.compile(r"redis/|gateway/core/store/redis\.py")),
     (

@@ -5,11 +5,13 @@ Every endpoint is verified with the signing secret before anything is parsed.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from connectors.base import ConnectorResult, InboundRequest, parse_json_object
-from connectors.slack import parse, verify
+from connectors.slack import lifecycle, parse, verify
 from gateway.core.errors import MalformedPayload, NotFound
 
 ENDPOINTS = ("events", "interactions", "commands")
@@ -26,9 +28,17 @@ def _form(body: bytes) -> dict[str, str]:
 class SlackConnector:
     platform = "slack"
 
-    def __init__(self, signing_secret: str, replay_window: int = 300) -> None:
+    def __init__(
+        self,
+        signing_secret: str,
+        replay_window: int = 300,
+        *,
+        on_removal: Callable[[lifecycle.Removal], Awaitable[None]] | None = None,
+    ) -> None:
         self._secret = signing_secret
         self._window = replay_window
+        #: ``app_uninstalled``/``tokens_revoked`` (set when the app is installed across workspaces).
+        self._on_removal = on_removal
 
     def handles(self, target: str) -> bool:
         return target in ENDPOINTS
@@ -65,4 +75,8 @@ class SlackConnector:
             raise MalformedPayload("unsupported Events API envelope type", platform="slack")
         if not envelope.get("event_id") or not isinstance(envelope.get("event"), dict):
             raise MalformedPayload("event_callback without event_id or event", platform="slack")
-        return ConnectorResult(events=[parse.event_from_callback(envelope)])
+        events = [parse.event_from_callback(envelope)]
+        removal = lifecycle.removal(envelope) if self._on_removal is not None else None
+        if removal is not None and self._on_removal is not None:
+            return ConnectorResult(events=events, effects=(functools.partial(self._on_removal, removal),))
+        return ConnectorResult(events=events)

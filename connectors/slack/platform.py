@@ -8,13 +8,17 @@ second per channel with short bursts, and a workspace-wide ceiling.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from aiohttp import web
 
 from connectors.base import Connector
 from connectors.outbound import PlatformSender
 from connectors.platform import Bucket, Endpoint, Parts, Platform, SampleRequest
+from connectors.slack import lifecycle, oauth
 from connectors.slack.connector import SlackConnector
 from connectors.slack.sender import SlackSender
 from connectors.slack.verify import sign
@@ -46,15 +50,35 @@ def inbound(parts: Parts, notes: list[str]) -> Connector | None:
     if settings.slack_signing_secret is None:
         notes.append("SLACK_SIGNING_SECRET is not set: the Slack connector is disabled (404)")
         return None
-    if settings.slack_bot_token is None:
-        notes.append("SLACK_BOT_TOKEN is not set: Slack events are accepted but replies cannot be sent")
+    installations = oauth.installation_store(settings, parts.store) if parts.store is not None else None
+    if oauth.oauth_configured(settings):
+        notes.append("Slack installs enabled: GET /slack/install; app_uninstalled/tokens_revoked remove a workspace")
+    else:
+        missing = oauth.missing_settings(settings)
+        if len(missing) < 3:
+            notes.append(f"Slack installs disabled (404): {', '.join(missing)} not set")
+        if settings.slack_bot_token is None:
+            notes.append("SLACK_BOT_TOKEN is not set: Slack events are accepted but replies cannot be sent")
     notes.append("Slack connector enabled: POST /slack/events, /slack/interactions, /slack/commands")
-    return SlackConnector(settings.slack_signing_secret.get_secret_value(), settings.replay_window)
+    on_removal = functools.partial(lifecycle.apply, installations) if installations is not None else None
+    return SlackConnector(
+        settings.slack_signing_secret.get_secret_value(), settings.replay_window, on_removal=on_removal
+    )
 
 
 def outbound(parts: Parts) -> PlatformSender | None:
-    token = parts.settings.slack_bot_token
-    return SlackSender(token.get_secret_value(), parts.settings.slack_api_url) if token is not None else None
+    settings = parts.settings
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token is not None else None
+    tokens = oauth.workspace_tokens(settings, parts.store) if parts.store is not None else None
+    if tokens is not None:
+        return SlackSender(token, settings.slack_api_url, tokens=tokens)
+    return SlackSender(token, settings.slack_api_url) if token is not None else None
+
+
+def http(parts: Parts) -> Callable[[web.Application], None] | None:
+    """``GET /slack/install`` and ``/slack/oauth_redirect`` (404 unless installs are configured)."""
+    built = oauth.build_oauth(parts)
+    return lambda app: oauth.mount(app, built)
 
 
 def send_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,6 +112,7 @@ PLATFORM = Platform(
     endpoints=(Endpoint("/slack/{endpoint}"),),
     inbound=inbound,
     outbound=outbound,
+    http=http,
     send_arguments=send_arguments,
     sample=sample,
     send_help="a Slack message event",

@@ -4,11 +4,14 @@
 under the message). slack_sdk's own retry handlers are turned off: it would
 resend on a dropped connection, which can post twice; retries are ours.
 https://api.slack.com/methods/chat.postMessage
+
+The token is the workspace's (``ReplyAddress.bot`` is the team id) when the app is installed across
+workspaces (``connectors/slack/tokens.py``), else the one ``SLACK_BOT_TOKEN``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -19,11 +22,25 @@ from gateway.core.errors import RateLimited, SendError
 from gateway.core.events import OutboundMessage
 
 
+class TokenSource(Protocol):
+    async def token_for(self, team: str) -> str:
+        """The bot token for workspace ``team``; raises SendError when it has none."""
+        ...
+
+
 class SlackSender:
     platform = "slack"
 
-    def __init__(self, token: str, base_url: str = "https://slack.com/api/", timeout: int = 10) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        base_url: str = "https://slack.com/api/",
+        timeout: int = 10,
+        *,
+        tokens: TokenSource | None = None,
+    ) -> None:
         self._token = token
+        self._tokens = tokens
         self._base_url = base_url
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -46,9 +63,12 @@ class SlackSender:
 
     async def send(self, message: OutboundMessage) -> dict[str, Any]:
         to = message.to
+        if message.action == "typing":
+            return {"skipped": "Slack has no typing indicator for bots"}
+        token = await self._tokens.token_for(to.bot) if self._tokens is not None else self._token
         try:
             if message.action == "reply":
-                kwargs: dict[str, Any] = {"channel": to.channel, "text": message.text}
+                kwargs: dict[str, Any] = {"channel": to.channel, "text": message.text, "token": token}
                 if to.thread:
                     kwargs["thread_ts"] = to.thread
                 if message.extra.get("blocks"):
@@ -57,13 +77,12 @@ class SlackSender:
                 return {"ts": resp.get("ts"), "channel": resp.get("channel")}
             if message.action == "react":
                 await self._client.reactions_add(
+                    token=token,
                     channel=to.channel,
                     timestamp=message.target_message or to.message or "",
                     name=(message.emoji or "eyes").strip(":"),
                 )
                 return {}
-            if message.action == "typing":
-                return {"skipped": "Slack has no typing indicator for bots"}
             raise SendError(f"Slack does not support action {message.action!r}", platform="slack")
         except SlackApiError as exc:
             status = exc.response.status_code

@@ -3,10 +3,14 @@
 gateway send slack "hello" [--channel C0DEV] [--thread TS]
 gateway send telegram "hello" [--bot default] [--chat 1111111] [--topic 23]
 gateway send webhook SOURCE "hello" [--customer cus_dev]
+gateway send whatsapp "hello" [--user 16505551234] [--number 106540352242922]
+gateway send teams "hello" --key PEM --kid KID [--service-url URL]
 
 The webhook event is built from SOURCE's JSON pointers in gateway.toml (customer_pointer, text_pointer,
-type_pointer) and signed with the first secret of its secret_env. It goes to --url, default
-http://GATEWAY_HOST:GATEWAY_PORT; exit status 0 when the gateway answered 200.
+type_pointer) and signed with the first secret of its secret_env. A WhatsApp notification is signed with
+WHATSAPP_APP_SECRET. A Teams activity carries a Bot Connector-shaped JWT signed with --key: Microsoft signs
+real ones, so it is accepted only where TEAMS_OPENID_METADATA_URL serves that key (a local key set).
+Each goes to --url, default http://GATEWAY_HOST:GATEWAY_PORT; exit status 0 when the gateway answered 200.
 """
 
 from __future__ import annotations

@@ -38,10 +38,39 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    #: Installing across workspaces (connectors/slack/oauth.py): all three set, or the OAuth routes answer 404.
+    slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+    token_encryption_key: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_TOKEN_ENCRYPTION_KEY"))
+    slack_scopes: str = Field(
+        "app_mentions:read,channels:history,chat:write,groups:history,im:history,mpim:history,reactions:write",
+        validation_alias=_env("SLACK_SCOPES"),
+    )
+    slack_redirect_uri: str | None = Field(None, validation_alias=_env("SLACK_REDIRECT_URI"))
+    slack_authorize_url: str = Field(
+        "https://slack.com/oauth/v2/authorize", validation_alias=_env("SLACK_AUTHORIZE_URL")
+    )
+    #: A rotating bot token is refreshed when it expires within this many seconds.
+    slack_rotate_before: float = Field(7200.0, ge=60, validation_alias=_env("GATEWAY_SLACK_ROTATE_BEFORE"))
 
     telegram_bot_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_secret_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_SECRET_TOKEN"))
     telegram_api_url: str = Field("https://api.telegram.org", validation_alias=_env("TELEGRAM_API_URL"))
+
+    whatsapp_verify_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_VERIFY_TOKEN"))
+    whatsapp_app_secret: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_APP_SECRET"))
+    whatsapp_access_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_ACCESS_TOKEN"))
+    whatsapp_api_url: str = Field("https://graph.facebook.com/v25.0", validation_alias=_env("WHATSAPP_API_URL"))
+
+    teams_app_id: str | None = Field(None, validation_alias=_env("TEAMS_APP_ID"))
+    teams_app_password: SecretStr | None = Field(None, validation_alias=_env("TEAMS_APP_PASSWORD"))
+    teams_openid_metadata_url: str = Field(
+        "https://login.botframework.com/v1/.well-known/openidconfiguration",
+        validation_alias=_env("TEAMS_OPENID_METADATA_URL"),
+    )
+    teams_token_url: str = Field(
+        "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", validation_alias=_env("TEAMS_TOKEN_URL")
+    )
 
     web_secret: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_WEB_SECRET"))
     #: Platforms from outside this repository: ``package.module:PLATFORM`` import paths, comma-separated.
@@ -100,6 +129,12 @@ class Settings(BaseSettings):
     telegram_chat_burst: float = Field(3.0, ge=1, validation_alias=_env("GATEWAY_TELEGRAM_CHAT_BURST"))
     telegram_group_per_minute: float = Field(20.0, gt=0, validation_alias=_env("GATEWAY_TELEGRAM_GROUP_PER_MINUTE"))
     telegram_bot_rate: float = Field(30.0, gt=0, validation_alias=_env("GATEWAY_TELEGRAM_BOT_RATE"))
+    whatsapp_number_rate: float = Field(80.0, gt=0, validation_alias=_env("GATEWAY_WHATSAPP_NUMBER_RATE"))
+    whatsapp_user_rate: float = Field(1 / 6, gt=0, validation_alias=_env("GATEWAY_WHATSAPP_USER_RATE"))
+    whatsapp_user_burst: float = Field(3.0, ge=1, validation_alias=_env("GATEWAY_WHATSAPP_USER_BURST"))
+    teams_conversation_rate: float = Field(0.5, gt=0, validation_alias=_env("GATEWAY_TEAMS_CONVERSATION_RATE"))
+    teams_conversation_burst: float = Field(7.0, ge=1, validation_alias=_env("GATEWAY_TEAMS_CONVERSATION_BURST"))
+    teams_tenant_rate: float = Field(50.0, gt=0, validation_alias=_env("GATEWAY_TEAMS_TENANT_RATE"))
     consumer_id: str | None = Field(None, validation_alias=_env("GATEWAY_CONSUMER_ID"))
 
     @field_validator("slack_api_url")

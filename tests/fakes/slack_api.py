@@ -12,6 +12,12 @@ JSON body; ``auth.test``/``reactions.add`` POST with the arguments in the *query
 body; the token always travels as ``Authorization: Bearer``. The fake also accepts form bodies
 and a ``token`` argument, as Slack does.
 
+Across workspaces (``tests/fakes/slack_workspaces.py``): ``fake.workspaces.add("TA", "Team A", ["CA1"])``,
+``GET /oauth/v2/authorize`` (the browser's stop at Slack: redirects to ``redirect_uri`` with a ``code`` for
+``team``), ``oauth.v2.access`` (codes and refresh tokens single-use, client credentials checked), per-token
+auth (team A's token cannot post to team B's channel), ``fake.workspaces.revoke(team)``. ``posts`` keeps the
+token each accepted ``chat.postMessage`` came with. The single ``token`` keeps working for any channel.
+
 Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` prints
 ``READY http://127.0.0.1:PORT/api/``.
 """
@@ -20,10 +26,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from tests.fakes.base import ChatFake, json_response, read_request_args, run_token_cli
+from tests.fakes.slack_workspaces import Workspaces
 
 __all__ = ["FakeSlack"]
 
@@ -51,6 +59,9 @@ class FakeSlack(ChatFake):
         self.token = token
         self._ts_counter = 0
         self._posted: dict[tuple[str, str], dict[str, Any]] = {}
+        self.workspaces = Workspaces()
+        #: (token, arguments) of every accepted chat.postMessage.
+        self.posts: list[tuple[str, dict[str, Any]]] = []
 
     @property
     def base_url(self) -> str:
@@ -59,10 +70,25 @@ class FakeSlack(ChatFake):
     def reset(self) -> None:
         super().reset()
         self._posted.clear()
+        self.posts.clear()
 
     # ------------------------------------------------------------------ wire format
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/oauth/v2/authorize", self._authorize)
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        """Slack's consent page, approved at once: back to ``redirect_uri`` with a code and the state."""
+        q = request.query
+        await self.record("oauth.v2.authorize", dict(q), dict(request.headers))
+        if q.get("client_id") != self.workspaces.client_id:
+            return web.Response(status=400, text="invalid_client_id")
+        team = q.get("team") or next(iter(self.workspaces.teams), "")
+        if team not in self.workspaces.teams or not q.get("redirect_uri"):
+            return web.Response(status=400, text="unknown team or no redirect_uri")
+        code = self.workspaces.issue_code(team, q["redirect_uri"], q.get("scope", ""))
+        back = q["redirect_uri"] + ("&" if "?" in q["redirect_uri"] else "?")
+        raise web.HTTPFound(back + urlencode({"code": code, "state": q.get("state", "")}))
 
     def rate_limit_response(self, method: str, retry_after: int) -> web.StreamResponse:
         # tests/fixtures/slack_429_response.json
@@ -83,16 +109,40 @@ class FakeSlack(ChatFake):
         if auth.startswith("Bearer "):
             token = auth[len("Bearer ") :]
 
+        if method == "oauth.v2.access":  # client credentials, no token
+            answer = self.workspaces.access(args, auth)
+            return await self.handle(request, method, args, lambda: json_response(answer))
+
         def check_auth() -> web.StreamResponse | None:
             if not token:
                 return json_response({"ok": False, "error": "not_authed"})
-            if token != self.token:
-                return json_response({"ok": False, "error": "invalid_auth"})
-            return None
+            error = None if token == self.token else self.workspaces.auth_error(token)
+            return json_response({"ok": False, "error": error}) if error else None
 
-        return await self.handle(request, method, args, lambda: self._dispatch(method, args), check_auth=check_auth)
+        return await self.handle(
+            request, method, args, lambda: self._dispatch(method, args, token or ""), check_auth=check_auth
+        )
 
-    def _dispatch(self, method: str, args: dict[str, Any]) -> web.StreamResponse:
+    def _dispatch(self, method: str, args: dict[str, Any], token: str = "") -> web.StreamResponse:
+        team = self.workspaces.team_of(token)
+        if team is not None:  # a workspace's token: only its own channels, and auth.test says who it is
+            channel = str(args.get("channel") or args.get("channel_id") or "")
+            owner = self.workspaces.channel_owner(channel)
+            if channel and owner is not None and owner != team.team_id:
+                return json_response({"ok": False, "error": "channel_not_found"})
+            if method == "auth.test":
+                return json_response(
+                    {
+                        "ok": True,
+                        "url": f"https://{team.team_id.lower()}.slack.com/",
+                        "team": team.name,
+                        "user": "gateway-bot",
+                        "team_id": team.team_id,
+                        "user_id": team.bot_user_id,
+                        "bot_id": team.bot_id,
+                        "is_enterprise_install": False,
+                    }
+                )
         handler = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -103,7 +153,10 @@ class FakeSlack(ChatFake):
         }.get(method)
         if handler is None:
             return json_response({"ok": False, "error": "unknown_method"})
-        return json_response(handler(args))
+        answer = handler(args)
+        if method == "chat.postMessage" and answer.get("ok"):
+            self.posts.append((token, args))
+        return json_response(answer)
 
     def _next_ts(self) -> str:
         self._ts_counter += 100

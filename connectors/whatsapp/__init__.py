@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API: Meta's signed webhooks in (``GET``/``POST /whatsapp``); Graph API ``/messages`` out."""
