@@ -106,8 +106,8 @@ def agents_and_problems(settings: Settings, file: GatewayFile) -> tuple[dict[str
         try:
             target = import_path(spec.path, f"agent {name!r}")
             _check(name, target)
+            _use_provider(name, target, spec)  # first: an agent whose model is in gateway.toml needs no default
             _configure(name, target, settings)
-            _use_provider(name, target, spec)
         except ConfigError as exc:
             problems.append(str(exc))
             continue

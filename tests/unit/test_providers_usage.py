@@ -200,3 +200,53 @@ def test_history_rendering_shows_messages_tools_and_tokens() -> None:
     assert text.endswith("total tokens: 120 in, 30 out")
     assert totals(turns) == {"input_tokens": 120, "output_tokens": 30}
     assert turn_dict(turns[1])["tool_calls"][0]["name"] == "add"
+
+
+async def test_openai_usage_is_read_from_prompt_and_completion_tokens() -> None:
+    from tests.fakes.openai_api import FakeOpenAI, ModelReply
+
+    async with FakeOpenAI(api_key="sk-unit") as fake:
+        fake.script_replies(
+            ModelReply(content="hi", usage={"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14})
+        )
+        model = OpenAIChat("gpt-4o-mini", base_url=f"{fake.base_url}/v1", api_key="sk-unit")
+        turn = await model.complete([{"role": "user", "content": "hello"}], [])
+        await model.close()
+    assert turn.usage == Usage(11, 3)
+
+
+def test_gateway_check_names_a_provider_section_that_cannot_work(tmp_path: Any) -> None:
+    from agents.registry import agents_and_problems
+    from gateway.core.settings import Settings
+
+    file = GatewayFile(
+        agents={
+            "claude": AgentConfig(path="tests.e2e.tool_agent:agent", provider="anthropic", api_key_env="NOT_SET_KEY"),
+            "bad": AgentConfig(path="agents.echo:EchoAgent", provider="anthropic", model="c"),
+        }
+    )
+    _, problems = agents_and_problems(Settings(), file)
+    assert any("agent 'claude'" in p and "NOT_SET_KEY" in p for p in problems)
+    assert any("agent 'bad'" in p and "declarative agents" in p for p in problems)
+
+
+async def test_the_clients_own_stream_helper_accepts_the_fakes_events() -> None:
+    """The fake's SSE is what the SDK's accumulator expects: the same message comes out as without streaming."""
+    import anthropic
+
+    from tests.fakes.anthropic_api import AnthropicReply, FakeAnthropic
+
+    async with FakeAnthropic(api_key="sk-ant-unit") as fake:
+        fake.script(lambda req: AnthropicReply("Let me add.", (("toolu_9", "add", {"a": 1, "b": 2}),)))
+        client = anthropic.AsyncAnthropic(api_key="sk-ant-unit", base_url=fake.base_url, max_retries=0)
+        async with client.messages.stream(
+            model="claude-x", max_tokens=50, messages=[{"role": "user", "content": "add"}]
+        ) as stream:
+            message = await stream.get_final_message()
+        plain = await client.messages.create(
+            model="claude-x", max_tokens=50, messages=[{"role": "user", "content": "add"}]
+        )
+        await client.close()
+    assert [b.model_dump() for b in message.content] == [b.model_dump() for b in plain.content]
+    assert message.stop_reason == "tool_use"
+    assert message.usage.output_tokens == plain.usage.output_tokens
