@@ -111,6 +111,8 @@ class MemoryStore:
         return h.pop(field, None) is not None
 
     async def hincr(self, key: str, increments: Mapping[str, int], ttl: float | None = None) -> dict[str, int]:
+        if not increments:
+            return {}
         k = self._k(key)
         h: dict[str, str] = self._live(k) or {}
         for field, by in increments.items():

@@ -92,6 +92,19 @@ end
 return 1
 """
 )
+# Counters: HINCRBY each (field, by) pair, then the expiry (ms, when > 0); the new values, in order.
+_HINCR = _Script(
+    """
+local out = {}
+for i = 2, #ARGV, 2 do
+  out[#out + 1] = redis.call('hincrby', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if tonumber(ARGV[1]) > 0 then
+  redis.call('pexpire', KEYS[1], ARGV[1])
+end
+return out
+"""
+)
 # Reservation-style token bucket: tokens may go negative, the caller waits off the debt.
 _BUCKET = _Script(
     """
@@ -378,13 +391,12 @@ class RedisStore:
         return bool(await self._run("HDEL", self._k(key), field))
 
     async def hincr(self, key: str, increments: Mapping[str, int], ttl: float | None = None) -> dict[str, int]:
-        k = self._k(key)
-        # Queued in one tick: one round trip on the auto-pipeline for every field and the expiry.
-        added = [self._run("HINCRBY", k, field, by) for field, by in increments.items()]
-        if ttl is not None:
-            added.append(self._run("PEXPIRE", k, max(1, int(ttl * 1000))))
-        values = await asyncio.gather(*added)
-        return {field: int(v) for field, v in zip(increments, values, strict=False)}
+        if not increments:
+            return {}
+        ttl_ms = 0 if ttl is None else max(1, int(ttl * 1000))
+        pairs = [x for field, by in increments.items() for x in (field, int(by))]
+        values = await self._eval(_HINCR, 1, self._k(key), ttl_ms, *pairs)  # one command for every field
+        return {field: int(v) for field, v in zip(increments, values, strict=True)}
 
     async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
         return bool(await self._eval(_ACQUIRE, 1, self._k(key), owner, int(ttl * 1000)))
