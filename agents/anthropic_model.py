@@ -48,13 +48,18 @@ def _retry_after(exc: anthropic.APIStatusError) -> float | None:
     return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
+#: Error types of an ``event: error`` inside a stream (answered 200) as the status the same error has outside one.
+STREAM_ERROR_STATUS = {"overloaded_error": 529, "api_error": 500, "rate_limit_error": 429, "timeout_error": 504}
+
+
 def _error(exc: Exception) -> ModelError:
     if isinstance(exc, anthropic.APIStatusError):
-        return ModelError(
-            f"Anthropic answered {exc.status_code}: {exc.message}",
-            retry_after=_retry_after(exc),
-            status=exc.status_code,
-        )
+        status = exc.status_code
+        if status < 400:  # an error event in a stream that began with 200: its type says what went wrong
+            body = exc.body if isinstance(exc.body, dict) else {}
+            kind = (body.get("error") or {}).get("type") if isinstance(body.get("error"), dict) else None
+            status = STREAM_ERROR_STATUS.get(str(kind), 500)
+        return ModelError(f"Anthropic answered {status}: {exc.message}", retry_after=_retry_after(exc), status=status)
     return ModelError(f"Anthropic unreachable: {exc}")
 
 

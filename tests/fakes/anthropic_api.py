@@ -19,7 +19,8 @@ are Anthropic's: 429 ``rate_limit_error`` with ``retry-after``, 529 ``overloaded
 
 ``"stream": true`` answers with Server-Sent Events: ``message_start``, per block ``content_block_start``,
 ``content_block_delta`` (``text_delta`` in a few pieces, ``input_json_delta`` in fragments),
-``content_block_stop``, then ``message_delta`` (``stop_reason``, output ``usage``) and ``message_stop``.
+``content_block_stop``, then ``message_delta`` (``stop_reason``, output ``usage``) and ``message_stop``;
+:meth:`FakeAnthropic.overload_next_stream` breaks one off with an ``event: error`` (``overloaded_error``).
 
 The handler receives the decoded request body and returns an :class:`AnthropicReply`; the default answers
 ``"echo: <last user text>"``. Usage counts are deterministic: input = characters of the request's messages
@@ -182,9 +183,15 @@ class FakeAnthropic(FakeServer):
         self.api_key = api_key
         self._handler: Handler = echo_handler
         self._ids = itertools.count(1)
+        self._break_streams = 0
 
     def script(self, handler: Handler) -> None:
         self._handler = handler
+
+    def overload_next_stream(self, n: int = 1) -> None:
+        """The next ``n`` streams answer 200, send ``message_start`` and the first text delta, then an
+        ``event: error`` of type ``overloaded_error`` (as the real API does when it is overloaded mid-stream)."""
+        self._break_streams += n
 
     def script_replies(self, *replies: AnthropicReply, then: Handler | None = None) -> None:
         queue = list(replies)
@@ -292,6 +299,11 @@ class FakeAnthropic(FakeServer):
                 text = block["text"]
                 for piece in (text[i : i + 5] for i in range(0, len(text), 5)):
                     await send("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})
+                    if self._break_streams > 0:
+                        self._break_streams -= 1
+                        await send("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+                        await response.write_eof()
+                        return response
             else:
                 opened = {**block, "input": {}}
                 await send("content_block_start", {"index": index, "content_block": opened})

@@ -215,3 +215,21 @@ async def test_the_fake_needs_the_key_and_version_headers(fake: FakeAnthropic) -
     assert answer["stop_reason"] == "end_turn"
     assert answer["content"][0]["text"] == "echo: hi"
     assert Usage.from_dict(answer["usage"]).total > 0
+
+
+async def test_an_overload_in_the_middle_of_a_stream_is_a_transient_529(fake: FakeAnthropic) -> None:
+    fake.script_replies(text_reply("Hello there, streaming world"))
+    fake.overload_next_stream()
+    model = chat(fake)
+    got: list[object] = []
+
+    async def drain() -> None:
+        async for item in model.stream([{"role": "user", "content": "hi"}], []):
+            got.append(item)
+
+    with pytest.raises(ModelError) as caught:
+        await drain()
+    await model.close()
+    assert got == ["Hello"]  # what was streamed before the error
+    assert caught.value.status == 529
+    assert caught.value.transient
