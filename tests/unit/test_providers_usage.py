@@ -250,3 +250,29 @@ async def test_the_clients_own_stream_helper_accepts_the_fakes_events() -> None:
     assert [b.model_dump() for b in message.content] == [b.model_dump() for b in plain.content]
     assert message.stop_reason == "tool_use"
     assert message.usage.output_tokens == plain.usage.output_tokens
+
+
+async def test_a_stream_that_fails_before_its_first_delta_moves_on_and_one_that_fails_later_does_not() -> None:
+    from tests.fakes.anthropic_api import FakeAnthropic, text_reply
+
+    async with FakeAnthropic(api_key="k") as fake:
+        fake.script(lambda req: text_reply("streamed answer"))
+        first = AnthropicChat("claude-a", api_key="k", base_url=fake.base_url)
+        second = AnthropicChat("claude-b", api_key="k", base_url=fake.base_url)
+        chain = chain_of(first, second)
+        fake.fail_next(1, status=529)
+        items = [i async for i in chain.stream([{"role": "user", "content": "hi"}], [])]
+        assert [c.args["model"] for c in fake.calls] == ["claude-a", "claude-b"]
+        assert "".join(i for i in items if isinstance(i, str)) == "streamed answer"
+        fake.overload_next_stream()
+        got: list[object] = []
+
+        async def drain() -> None:
+            async for item in chain.stream([{"role": "user", "content": "hi"}], []):
+                got.append(item)
+
+        with pytest.raises(ModelError):
+            await drain()
+        await chain.close()
+    assert got == ["strea"]  # text went out: nothing is taken back, and no second model answers again
+    assert [c.args["model"] for c in fake.calls][2:] == ["claude-a"]
