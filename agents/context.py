@@ -23,6 +23,9 @@ from agents.usage import Usage
 from gateway.core.events import Event, OutboundMessage
 from gateway.core.store.base import Store
 
+#: ``await finalize(marker) -> closed``: see :meth:`TurnContext.on_interrupt`.
+Finalizer = Callable[[str], Awaitable[bool]]
+
 
 @dataclass(frozen=True, slots=True)
 class Turn:
@@ -37,6 +40,9 @@ class Turn:
     usage: dict[str, int] | None = None
     #: Unix time the turn was recorded.
     at: float | None = None
+    #: Why the turn was stopped before it finished ("new message", "stop word", "stop button"); None when
+    #: it ran to its end. Its replies are what it had produced, the last one ending with the stop marker.
+    interrupted: str | None = None
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"role": self.role, "text": self.text, "event_id": self.event_id, "sender": self.sender}
@@ -46,6 +52,8 @@ class Turn:
             d["usage"] = self.usage
         if self.at is not None:
             d["at"] = self.at
+        if self.interrupted is not None:
+            d["interrupted"] = self.interrupted
         return orjson.dumps(d).decode()
 
     @classmethod
@@ -54,6 +62,7 @@ class Turn:
         calls = d.get("tool_calls")
         usage = d.get("usage")
         at = d.get("at")
+        interrupted = d.get("interrupted")
         return cls(
             role=d["role"],
             text=d["text"],
@@ -62,6 +71,7 @@ class Turn:
             tool_calls=tuple(c for c in calls if isinstance(c, dict)) if isinstance(calls, list) else (),
             usage=dict(usage) if isinstance(usage, dict) else None,
             at=float(at) if isinstance(at, int | float) else None,
+            interrupted=str(interrupted) if interrupted is not None else None,
         )
 
 
@@ -114,6 +124,35 @@ class TurnContext(SessionContext):
         self.route: str | None = None
         #: The route's own model key variable (bring your own key), for agents/providers.py.
         self.api_key_env: str | None = None
+        #: Set by the consumer when the turn was stopped (consumers/interrupts.py): why.
+        self.interrupted: str | None = None
+        self._finalizers: list[Finalizer] = []
+
+    def on_interrupt(self, finalize: Finalizer) -> None:
+        """Register what ends a reply that is already visible (a stream, a message being edited) when the
+        turn is stopped: ``await finalize(marker)`` closes it with the stop marker appended and returns
+        True, or returns False when it had nothing to close. Called in order, after the agent was
+        cancelled and before the turn's collected replies are published."""
+        self._finalizers.append(finalize)
+
+    async def finalize_interrupted(self, marker: str) -> None:
+        """End the stopped turn's partial reply with ``marker``: through the registered finalizers when one
+        closed a visible reply, else on the last collected reply, else as a reply of its own."""
+        closed = False
+        for finalize in self._finalizers:
+            try:
+                closed = await finalize(marker) or closed
+            except Exception as exc:  # the turn is over either way; say so in the log, not in the chat
+                self.log.warning("interrupt_finalizer_failed", error=str(exc))
+        if closed or not marker:
+            return
+        for i in range(len(self.outbox) - 1, -1, -1):
+            message = self.outbox[i]
+            if message.action == "reply":
+                text = f"{message.text.rstrip()} {marker}"
+                self.outbox[i] = message.model_copy(update={"text": text})
+                return
+        self.outbox.append(self._message("reply", text=marker, extra={}))
 
     @functools.cached_property
     def log(self) -> Any:

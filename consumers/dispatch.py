@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from agents.context import Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
+from consumers.interrupts import Interrupts, stop_reason
 from consumers.pool import AgentPool
 from consumers.usage import UsageLedger
 from gateway.core import tracebacks, tracing
@@ -58,6 +59,8 @@ class DispatchConfig:
     #: ``typing_every`` seconds (Telegram's chat action lasts 5 s; the web chat shows "typing…"); 0: off.
     typing_every: float = 4.0
     typing_after: float = 1.0
+    #: Appended to the partial reply of a stopped turn (``GATEWAY_INTERRUPT_MARKER``).
+    interrupt_marker: str = "…(stopped)"
 
 
 def turn_marker(agent: str, event: Event) -> str:
@@ -100,6 +103,8 @@ class Dispatcher:
         self._cfg = config
         self._children: dict[str, tuple[Any, Any]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
+        #: The turns running in this process, for the ``interrupt`` policy and stop requests.
+        self.interrupts = Interrupts()
 
     def prepare(self, d: Delivery) -> None:
         """On arrival, while the conversation's earlier turns still run: decode the event and start its
@@ -122,6 +127,15 @@ class Dispatcher:
                 prepared.done = done = self._store.lookup(marker)
                 done.add_done_callback(_observe)
         d.prepared = prepared
+        self._arrived(str(d.headers.get("conversation_key") or event.conversation_key), event)
+
+    def _arrived(self, key: str, event: Event) -> None:
+        """A stop request, or a new message of an ``interrupt`` route, stops the turn running for its key
+        (consumers/interrupts.py). Checked on arrival, not when the lane reaches the event."""
+        if event.control == "stop":
+            self.interrupts.stop(event.id, key, event.received_at, stop_reason(event))
+        elif event.busy == "interrupt" and event.triggers_turn:
+            self.interrupts.interrupt(key, event.received_at, "new message")
 
     async def run(self, key: str, deliveries: list[Delivery]) -> None:
         """Handle the deliveries of one lane run (one, or several under ``collect``)."""
@@ -247,9 +261,12 @@ class Dispatcher:
                         await asyncio.sleep(self._backoff(attempt, exc))
                     continue
                 ok, seconds = self._agent_metrics(agent)
-                ok.inc()
+                if ctx.interrupted is None:
+                    ok.inc()
+                else:
+                    self._metrics.turns.labels(agent, "interrupted").inc()
                 seconds.observe(time.perf_counter() - start)
-                log.info("turn_done", replies=len(outbox), attempt=attempt)
+                log.info("turn_done", replies=len(outbox), attempt=attempt, interrupted=ctx.interrupted)
                 tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": len(outbox)})
                 for d in deliveries:
                     await d.ack()
@@ -309,9 +326,13 @@ class Dispatcher:
         typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
         try:
             ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
-            # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
-            if self._usage is None or await self._usage.admit(agent, ctx):
-                await inst.agent.on_event(ctx, ctx.event)
+            with self.interrupts.running(key, events) as running:
+                # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
+                if self._usage is None or await self._usage.admit(agent, ctx):
+                    await inst.agent.on_event(ctx, ctx.event)
+            if running.reason is not None:
+                ctx.interrupted = running.reason
+                await ctx.finalize_interrupted(self._cfg.interrupt_marker)
             return ctx
         finally:
             if typing is not None:
@@ -385,5 +406,5 @@ def with_what_was_done(records: list[Turn], inbound: int, ctx: TurnContext) -> l
             t = dataclasses.replace(
                 t, tool_calls=tuple(ctx.tool_calls), usage=ctx.usage.to_dict() if ctx.usage else None
             )
-        out.append(dataclasses.replace(t, at=at))
+        out.append(dataclasses.replace(t, at=at, interrupted=ctx.interrupted))
     return out

@@ -83,6 +83,7 @@ class ConsumerWorker:
                 history_window=settings.history_window,
                 history_ttl=settings.history_ttl or None,
                 typing_every=settings.typing_every,
+                interrupt_marker=settings.interrupt_marker,
             ),
             usage=UsageLedger(
                 store,

@@ -22,7 +22,8 @@ variables that hold them (``token_env``, ``secret_env``). Example::
     channel = "C0123"
     agent = "support"
     key = "channel"        # thread (default) | channel | user
-    busy = "collect"       # queue (default) | collect
+    busy = "collect"       # queue (default) | collect | interrupt
+    stop_words = ["stop"]  # a message that is one of these stops the running turn and starts none
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from gateway.core.errors import ConfigError
 
 KeyGranularity = Literal["thread", "channel", "user", "customer"]
-BusyPolicy = Literal["queue", "collect"]
+BusyPolicy = Literal["queue", "collect", "interrupt"]
 
 
 class _Strict(BaseModel):
@@ -128,6 +129,9 @@ class RouteConfig(BudgetConfig):
     agent: str | None = None
     key: KeyGranularity = "thread"
     busy: BusyPolicy = "queue"
+    #: Messages that stop the conversation's running turn instead of starting one (compared without case,
+    #: surrounding spaces, trailing punctuation or a leading @-mention of the bot).
+    stop_words: list[str] = Field(default_factory=list, max_length=32)
     #: The route's name in usage counts (``gateway status --usage``, metrics); default platform:bot:channel.
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:*-]{1,64}$")
     #: This route's own model key (bring your own key): replaces the agent's primary provider key.

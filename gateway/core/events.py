@@ -84,8 +84,12 @@ class Event(_Frozen):
     kind: EventKind
     conversation_key: str
     agent: str | None = None
-    #: What happens to messages that arrive during a turn: one turn each (queue) or folded (collect).
-    busy: Literal["queue", "collect"] = "queue"
+    #: What happens to messages that arrive during a turn: one turn each (queue), folded (collect), or the
+    #: running turn is cancelled and the new message runs next (interrupt).
+    busy: Literal["queue", "collect", "interrupt"] = "queue"
+    #: ``stop``: this event asks to stop the conversation's running turn (a route's stop word, Slack's
+    #: Stop button); it starts no turn itself (its ``skip_reason`` is "stop").
+    control: Literal["stop"] | None = None
     sender: Sender | None = None
     text: str = ""
     reply_to: ReplyAddress

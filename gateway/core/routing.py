@@ -8,10 +8,20 @@ key and the agent. The key decides the partition, so it is computed at ingress.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gateway.core.config import BusyPolicy, KeyGranularity, RouteConfig
 from gateway.core.events import Event, ReplyAddress
+
+#: A leading Slack mention (``<@U123>``) or Telegram one (``@name_bot``), and trailing punctuation.
+_MENTION = re.compile(r"^\s*(<@[A-Z0-9]+>|@\w+)[\s,:]*")
+_TRAILING = re.compile(r"[\s.!?…]+$")
+
+
+def stop_word_of(text: str) -> str:
+    """The text as it is compared with a route's ``stop_words``: "<@UBOT> Stop!" -> "stop"."""
+    return _TRAILING.sub("", _MENTION.sub("", text)).strip().casefold()
 
 
 def conversation_key(address: ReplyAddress, granularity: KeyGranularity = "thread") -> str:
@@ -28,6 +38,7 @@ class Route:
     agent: str
     key: KeyGranularity
     busy: BusyPolicy
+    stop_words: frozenset[str] = frozenset()
 
 
 class Router:
@@ -53,11 +64,20 @@ class Router:
         r = self.match(address)
         if r is None:
             return self._default
-        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy)
+        return Route(
+            agent=r.agent or self._default.agent,
+            key=r.key,
+            busy=r.busy,
+            stop_words=frozenset(stop_word_of(w) for w in r.stop_words),
+        )
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
-        if key == event.conversation_key and route.agent == event.agent and route.busy == event.busy:
+        stop = bool(route.stop_words) and event.triggers_turn and stop_word_of(event.text) in route.stop_words
+        if key == event.conversation_key and route.agent == event.agent and route.busy == event.busy and not stop:
             return event
-        return event.model_copy(update={"conversation_key": key, "agent": route.agent, "busy": route.busy})
+        update: dict[str, object] = {"conversation_key": key, "agent": route.agent, "busy": route.busy}
+        if stop:  # the stop word stops the running turn (consumers/interrupts.py) and starts none
+            update |= {"control": "stop", "skip_reason": "stop"}
+        return event.model_copy(update=update)

@@ -1,0 +1,172 @@
+"""Stopping a running turn: only the agent is cancelled, only turns older than the request, once per stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agents.context import SessionContext, Turn, TurnContext
+from consumers.interrupts import Interrupts, stop_reason
+from gateway.core.config import RouteConfig
+from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.core.routing import Router, stop_word_of
+from gateway.core.store.memory import MemoryStore
+
+pytestmark = pytest.mark.timeout(10)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(text: str = "hi", *, at: datetime = T0, **kw: object) -> Event:
+    return Event(
+        platform="slack",
+        delivery_id=text,
+        kind=EventKind.MESSAGE,
+        conversation_key="slack:T:C:1",
+        text=text,
+        reply_to=ReplyAddress(platform="slack", bot="T", channel="C", thread="1"),
+        received_at=at,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def run_turn(interrupts: Interrupts, started: asyncio.Event, *, at: datetime = T0) -> str | None:
+    with interrupts.running("k", [event(at=at)]) as turn:
+        started.set()
+        await asyncio.sleep(30)
+    return turn.reason
+
+
+async def test_a_later_request_cancels_the_agent_at_its_next_await_and_the_turn_goes_on() -> None:
+    interrupts = Interrupts()
+    started = asyncio.Event()
+    task = asyncio.create_task(run_turn(interrupts, started))
+    await started.wait()
+    assert interrupts.is_running("k")
+    assert interrupts.interrupt("k", T0 + timedelta(seconds=1), "new message")
+    assert not interrupts.interrupt("k", T0 + timedelta(seconds=2), "again")  # one request is enough
+    assert await task == "new message"  # the CancelledError ended inside running(); the task returned
+    assert not interrupts.is_running("k")
+
+
+async def test_a_request_received_before_the_turn_stops_nothing() -> None:
+    interrupts = Interrupts()
+    started = asyncio.Event()
+    task = asyncio.create_task(run_turn(interrupts, started, at=T0 + timedelta(seconds=5)))
+    await started.wait()
+    assert not interrupts.interrupt("k", T0, "old stop")
+    assert not interrupts.interrupt("other", T0 + timedelta(seconds=9), "another conversation")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_shutdown_cancel_is_not_swallowed_even_after_an_interrupt() -> None:
+    interrupts = Interrupts()
+    started = asyncio.Event()
+    task = asyncio.create_task(run_turn(interrupts, started))
+    await started.wait()
+    interrupts.interrupt("k", T0 + timedelta(seconds=1), "new message")
+    task.cancel()  # the consumer shuts down at the same time
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_an_agent_that_swallows_the_cancel_leaves_no_pending_cancel_behind() -> None:
+    interrupts = Interrupts()
+    started = asyncio.Event()
+
+    async def stubborn() -> tuple[str | None, int]:
+        with interrupts.running("k", [event()]) as turn:
+            started.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(30)
+        await asyncio.sleep(0)  # the dispatcher's own awaits after the agent are not cancelled
+        current = asyncio.current_task()
+        assert current is not None
+        return turn.reason, current.cancelling()
+
+    task = asyncio.create_task(stubborn())
+    await started.wait()
+    interrupts.interrupt("k", T0 + timedelta(seconds=1), "stop word")
+    assert await task == ("stop word", 0)
+
+
+async def test_a_stop_acts_once_per_id_the_signal_and_its_queued_copy() -> None:
+    interrupts = Interrupts()
+    started = asyncio.Event()
+    task = asyncio.create_task(run_turn(interrupts, started))
+    await started.wait()
+    assert interrupts.stop("stop-1", "k", T0 + timedelta(seconds=1), "stop word")
+    assert await task == "stop word"
+    started.clear()
+    second = asyncio.create_task(run_turn(interrupts, started))  # the next turn, older than the stop
+    await started.wait()
+    assert not interrupts.stop("stop-1", "k", T0 + timedelta(seconds=1), "stop word")  # the queued copy
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+
+
+def test_stop_words_are_matched_without_case_mention_or_punctuation() -> None:
+    assert stop_word_of("<@UBOT> Stop!") == "stop"
+    assert stop_word_of("@support_bot  STOP.") == "stop"
+    assert stop_word_of("please stop") == "please stop"
+    router = Router([RouteConfig(platform="slack", stop_words=["Stop", "cancel"], busy="interrupt")], "echo")
+    stop = router.apply(event("<@UBOT> stop"))
+    assert (stop.control, stop.skip_reason, stop.triggers_turn, stop.busy) == ("stop", "stop", False, "interrupt")
+    assert stop_reason(stop) == "stop word"
+    normal = router.apply(event("stop the build please"))
+    assert (normal.control, normal.triggers_turn) == (None, True)
+    edit = router.apply(event("stop", skip_reason="edit"))
+    assert edit.control is None  # an edit into "stop" stops nothing
+    assert Router([RouteConfig(platform="slack")], "echo").apply(event("stop")).control is None
+
+
+def test_an_interrupted_turn_record_round_trips() -> None:
+    t = Turn("assistant", "half an answer …(stopped)", "e1", interrupted="new message")
+    assert Turn.from_json(t.to_json()) == t
+    assert "interrupted" not in Turn("user", "hi", "e1").to_json()
+
+
+def turn_context() -> TurnContext:
+    session = SessionContext("a", "slack:T:C:1", MemoryStore("t"))
+    return TurnContext(session, [event()], history_window=5, send_now=_nothing)
+
+
+async def _nothing(message: OutboundMessage) -> None:
+    return None
+
+
+async def test_the_marker_ends_the_last_collected_reply_or_is_posted_alone() -> None:
+    ctx = turn_context()
+    await ctx.reply("first")
+    await ctx.react("eyes")
+    await ctx.finalize_interrupted("…(stopped)")
+    assert [(m.action, m.text) for m in ctx.outbox] == [("reply", "first …(stopped)"), ("react", "")]
+    empty = turn_context()
+    await empty.finalize_interrupted("…(stopped)")
+    assert [m.text for m in empty.outbox] == ["…(stopped)"]
+    silent = turn_context()
+    await silent.finalize_interrupted("")
+    assert silent.outbox == []
+
+
+async def test_a_finalizer_that_closed_a_visible_reply_replaces_the_marker_reply() -> None:
+    ctx = turn_context()
+    closed: list[str] = []
+
+    async def stop_stream(marker: str) -> bool:
+        closed.append(marker)
+        return True
+
+    async def broken(marker: str) -> bool:
+        raise RuntimeError("the platform said no")
+
+    ctx.on_interrupt(broken)
+    ctx.on_interrupt(stop_stream)
+    await ctx.finalize_interrupted("…(stopped)")
+    assert closed == ["…(stopped)"]
+    assert ctx.outbox == []
