@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from agents.context import Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
-from consumers.interrupts import Interrupts, stop_reason
+from consumers.interrupts import Interrupts
 from consumers.pool import AgentPool
 from consumers.usage import UsageLedger
 from gateway.core import tracebacks, tracing
@@ -37,6 +37,7 @@ from gateway.core.errors import StoreUnavailable
 from gateway.core.events import SCHEMA_VERSION, Event, OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
+from gateway.core.signals import stop_reason
 from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)

@@ -92,9 +92,3 @@ class Interrupts:
         while len(self._stops) > RECENT_STOPS:
             self._stops.popitem(last=False)
         return self.interrupt(key, received_at, reason)
-
-
-def stop_reason(event: Event) -> str:
-    """How the user asked to stop, for the history record."""
-    inner = event.raw.get("event")
-    return "stop button" if isinstance(inner, dict) and inner.get("type") == "agent_session_stopped" else "stop word"

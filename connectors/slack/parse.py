@@ -51,11 +51,31 @@ def _bot_user_ids(envelope: dict[str, Any]) -> set[str]:
     return {str(a.get("user_id")) for a in auths if isinstance(a, dict) and a.get("is_bot")}
 
 
+def _session_stopped(envelope: dict[str, Any], ev: dict[str, Any], team: str) -> Event:
+    """The Stop button of an agent session: stop the thread's running turn (consumers/interrupts.py).
+    https://docs.slack.dev/reference/events/agent_session_stopped: ``channel``, ``thread_ts``, ``user``,
+    ``streaming_message_ts`` (the app's streams Slack already stopped), ``event_ts``."""
+    channel = str(ev.get("channel") or "")
+    thread = str(ev.get("thread_ts") or "") or None
+    user = ev.get("user")
+    return _event(
+        str(envelope.get("event_id") or ""),
+        EventKind.OTHER,
+        _address(team, channel, thread, None, user),
+        sender=Sender(id=str(user or "")),
+        skip_reason="stop",
+        control="stop",
+        raw=envelope,
+    )
+
+
 def event_from_callback(envelope: dict[str, Any]) -> Event:
     """An ``event_callback`` envelope into one event."""
     ev: dict[str, Any] = envelope.get("event") or {}
     team = str(envelope.get("team_id") or ev.get("team") or "")
     etype = ev.get("type")
+    if etype == "agent_session_stopped":
+        return _session_stopped(envelope, ev, team)
     inner = ev.get("message") if ev.get("subtype") == "message_changed" else ev
     inner = inner if isinstance(inner, dict) else ev
     channel = str(ev.get("channel") or ev.get("item", {}).get("channel") or "")

@@ -19,6 +19,7 @@ from gateway.core.events import Event
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
 from gateway.core.routing import Router
+from gateway.core.signals import Signals, StopSignal
 from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -44,8 +45,16 @@ def dedupe_key(event: Event) -> str:
 
 class Ingestor:
     def __init__(
-        self, publisher: Publisher, store: Store, router: Router, metrics: Metrics, *, dedupe_ttl: float = 86400
+        self,
+        publisher: Publisher,
+        store: Store,
+        router: Router,
+        metrics: Metrics,
+        *,
+        dedupe_ttl: float = 86400,
+        signals: Signals | None = None,
     ) -> None:
+        self._signals = signals
         self._publisher = publisher
         self._store = store
         self._router = router
@@ -77,6 +86,9 @@ class Ingestor:
         except BaseException:
             await self._release(key)
             raise
+        if event.control == "stop" and self._signals is not None:
+            # At once to every consumer; the event just queued is the durable copy (gateway/core/signals.py).
+            await self._signals.publish_stop(StopSignal.of(event))
         try:
             await self._store.put(key, f"done:{event.id}", self._ttl)
         except Exception as exc:  # published: answer 200; a retry after PENDING_TTL is caught downstream

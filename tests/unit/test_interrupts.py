@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agents.context import SessionContext, Turn, TurnContext
-from consumers.interrupts import Interrupts, stop_reason
+from consumers.interrupts import Interrupts
 from gateway.core.config import RouteConfig
 from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress
 from gateway.core.routing import Router, stop_word_of
+from gateway.core.signals import stop_reason
 from gateway.core.store.memory import MemoryStore
 
 pytestmark = pytest.mark.timeout(10)
@@ -170,3 +171,26 @@ async def test_a_finalizer_that_closed_a_visible_reply_replaces_the_marker_reply
     await ctx.finalize_interrupted("…(stopped)")
     assert closed == ["…(stopped)"]
     assert ctx.outbox == []
+
+
+def test_slacks_stop_button_is_a_stop_request_for_its_thread() -> None:
+    from connectors.slack.parse import event_from_callback
+
+    # The event as documented: https://docs.slack.dev/reference/events/agent_session_stopped
+    envelope = {
+        "type": "event_callback",
+        "team_id": "T123",
+        "event_id": "Ev1",
+        "event": {
+            "type": "agent_session_stopped",
+            "channel": "C0123ABC456",
+            "thread_ts": "1782234671.392669",
+            "streaming_message_ts": ["1782234987.693923"],
+            "user": "U123ABC456",
+            "event_ts": "1783536983.783769",
+        },
+    }
+    ev = event_from_callback(envelope)
+    assert ev.conversation_key == "slack:T123:C0123ABC456:1782234671.392669"
+    assert (ev.control, ev.skip_reason, ev.triggers_turn) == ("stop", "stop", False)
+    assert stop_reason(ev) == "stop button"
