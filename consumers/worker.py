@@ -158,7 +158,9 @@ class ConsumerWorker:
 
     def _on_stop(self, signal: StopSignal) -> None:
         """A stop request from ingress: stop the turn if it runs here (consumers/interrupts.py)."""
-        self.dispatcher.interrupts.stop(signal.id, signal.key, signal.received_at, signal.reason)
+        acted = self.dispatcher.interrupts.stop(signal.id, signal.key, signal.received_at, signal.reason)
+        if acted:
+            log.info("stop_signal_acted", conversation_key=signal.key, stop_event_id=signal.id, reason=signal.reason)
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

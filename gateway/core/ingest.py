@@ -81,14 +81,15 @@ class Ingestor:
             state, _, first_id = existing.partition(":")
             outcome = Outcome.IN_FLIGHT if state == "pending" else Outcome.DUPLICATE
             return Admission(outcome, first_id or event.id)
+        if event.control == "stop" and self._signals is not None:
+            # At once to every consumer, ahead of the event's durable copy, which could wait behind the
+            # partition's deliveries (gateway/core/signals.py).
+            await self._signals.publish_stop(StopSignal.of(event))
         try:
             await self._publisher.event(event)
         except BaseException:
             await self._release(key)
             raise
-        if event.control == "stop" and self._signals is not None:
-            # At once to every consumer; the event just queued is the durable copy (gateway/core/signals.py).
-            await self._signals.publish_stop(StopSignal.of(event))
         try:
             await self._store.put(key, f"done:{event.id}", self._ttl)
         except Exception as exc:  # published: answer 200; a retry after PENDING_TTL is caught downstream

@@ -1,0 +1,158 @@
+"""Interrupt and stop end to end on RabbitMQ and Redis through the fake platforms and the real clients.
+
+- ``busy = "interrupt"``: messages sent during a slow turn stop it; its partial reply ends with the marker;
+  the later messages are answered in order; nothing is lost; ``gateway history`` says ``interrupted``.
+- A stop word sent to ``gateway serve`` stops the turn running on one of two ``gateway consume`` processes
+  (the stop signal crosses processes); the stop itself starts no turn; the next message is answered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.core import samples
+from tests.e2e.conftest import TELEGRAM_SECRET, gateway_env
+from tests.e2e.test_operators import gateway_cli
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.telegram_api import FakeTelegram
+from tests.support.processes import GatewayProcess, post
+from tests.support.services import service_env
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+HEADERS = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, "Content-Type": "application/json"}
+CONFIG = """
+[agents.thinker]
+path = "tests.e2e.thinking_agent:agent"
+
+[[routes]]
+platform = "telegram"
+channel = "4343"
+agent = "thinker"
+busy = "interrupt"
+
+[[routes]]
+platform = "telegram"
+channel = "4444"
+agent = "thinker"
+stop_words = ["stop", "halt"]
+"""
+
+
+async def say(gw: GatewayProcess, text: str, *, chat: int, update: int) -> None:
+    body = samples.telegram_message(text, chat_id=chat, update_id=update)
+    assert await post(f"{gw.url}/telegram/default", body, HEADERS) == 200
+
+
+async def typing_shown(telegram: FakeTelegram, chat: int, n: int = 1) -> None:
+    await telegram.wait_until(
+        lambda: sum(1 for c in telegram.calls_for("sendChatAction") if str(c.args["chat_id"]) == str(chat)) >= n,
+        timeout=20,
+        describe=f"{n} typing indicator(s) in chat {chat}",
+    )
+
+
+def texts(telegram: FakeTelegram, chat: int) -> list[str]:
+    return [m["text"] for m in telegram.messages if str(m["chat_id"]) == str(chat)]
+
+
+async def test_messages_during_a_slow_turn_interrupt_it_and_are_answered_in_order(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    env = gateway_env(slack, telegram, **service_env(services, config=CONFIG, tmp_path=tmp_path))
+    gw = await GatewayProcess("dev", env).start()
+    try:
+        await say(gw, "slow question", chat=4343, update=8001)
+        await typing_shown(telegram, 4343)
+        await say(gw, "second", chat=4343, update=8002)
+        await say(gw, "third", chat=4343, update=8003)
+        await telegram.wait_for_messages(5, timeout=20)
+        code, out, err = await gateway_cli(gw.env, "history", "telegram:default:4343", "--json")
+        _, text, _ = await gateway_cli(gw.env, "history", "telegram:default:4343")
+    finally:
+        assert await gw.terminate() == 0
+    assert texts(telegram, 4343) == [
+        "thinking about slow question …(stopped)",
+        "thinking about second",
+        "answer: second",
+        "thinking about third",
+        "answer: third",
+    ]
+    assert code == 0, err
+    turns = json.loads(out)["agents"]["thinker"]["turns"]
+    assert [(t["role"], t["text"], t["interrupted"]) for t in turns][:2] == [
+        ("user", "slow question", "new message"),
+        ("assistant", "thinking about slow question …(stopped)", "new message"),
+    ]
+    assert all(t["interrupted"] is None for t in turns[2:])
+    assert "(interrupted: new message)" in text
+    assert "turn_failed" not in gw.logs()
+
+
+@pytest.fixture
+async def split_cluster(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, tmp_path: Path
+) -> AsyncIterator[tuple[GatewayProcess, list[GatewayProcess]]]:
+    """``gateway serve`` and two ``gateway consume`` that share the partitions."""
+    env = gateway_env(
+        slack,
+        telegram,
+        **service_env(services, config=CONFIG, tmp_path=tmp_path),
+        GATEWAY_PARTITIONS="4",
+        GATEWAY_LEASE_TTL="2",
+    )
+    serve = await GatewayProcess("serve", env).start()
+    consumers: list[GatewayProcess] = []
+    try:
+        for i in range(2):
+            consumers.append(
+                await GatewayProcess("consume", {**env, "GATEWAY_CONSUMER_ID": f"c{i}"}, name=f"consume-{i}").start()
+            )
+        await eventually(lambda: owned(consumers), until=lambda n: n == [2, 2], timeout=30, what="two partitions each")
+        yield serve, consumers
+    finally:
+        for proc in [serve, *consumers]:
+            await proc.terminate()
+
+
+async def owned(consumers: list[GatewayProcess]) -> list[int]:
+    found = []
+    async with aiohttp.ClientSession() as s:
+        for c in consumers:
+            async with s.get(f"{c.url}/metrics") as r:
+                line = next(x for x in (await r.text()).splitlines() if x.startswith("gateway_partitions_owned "))
+                found.append(int(float(line.split()[1])))
+    return found
+
+
+async def test_a_stop_word_stops_the_turn_running_on_another_consume_process(
+    split_cluster: tuple[GatewayProcess, list[GatewayProcess]], telegram: FakeTelegram
+) -> None:
+    serve, consumers = split_cluster
+    await say(serve, "slow job", chat=4444, update=8101)
+    await typing_shown(telegram, 4444)
+    await say(serve, "Stop!", chat=4444, update=8102)
+    await telegram.wait_until(lambda: len(texts(telegram, 4444)) == 1, timeout=20, describe="the stopped reply")
+    await say(serve, "after", chat=4444, update=8103)
+    await telegram.wait_until(lambda: len(texts(telegram, 4444)) == 3, timeout=20, describe="the next answer")
+    assert texts(telegram, 4444) == ["thinking about slow job …(stopped)", "thinking about after", "answer: after"]
+    code, out, err = await gateway_cli(serve.env, "history", "telegram:default:4444", "--json")
+    assert code == 0, err
+    turns = json.loads(out)["agents"]["thinker"]["turns"]
+    assert [(t["text"], t["interrupted"]) for t in turns] == [
+        ("slow job", "stop word"),
+        ("thinking about slow job …(stopped)", "stop word"),
+        ("after", None),
+        ("thinking about after", None),
+        ("answer: after", None),
+    ]  # the stop word is no turn of its own
+    stopped_in = [c.name for c in consumers if '"turn_interrupted"' in c.logs()]
+    assert len(stopped_in) == 1, stopped_in  # the owner of the conversation's partition, not the ingress
+    # ... and it acted on the pub/sub signal from `serve`, not only on the queued copy of the stop
+    assert [c.name for c in consumers if '"stop_signal_acted"' in c.logs()] == stopped_in
+    assert '"turn_interrupted"' not in serve.logs()
