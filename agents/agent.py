@@ -27,7 +27,7 @@ from typing import Any
 from agents.context import TurnContext
 from agents.models import ChatModel, ModelError, OpenAIChat, tool_result
 from agents.tools import Tool, make_tool
-from gateway.core.events import Event
+from gateway.core.events import Event, EventKind
 
 
 class AgentError(Exception):
@@ -133,6 +133,8 @@ class Agent:
         return messages
 
     async def on_event(self, ctx: TurnContext, event: Event) -> None:
+        if event.kind == EventKind.SESSION:  # no text to answer; a subclass may greet or suggest prompts
+            return
         messages = await self.messages_for(ctx)
         schemas = [t.schema for t in self.tools.values()]
         model = self.model_for(ctx)

@@ -127,6 +127,8 @@ class TurnContext(SessionContext):
         #: Set by the consumer when the turn was stopped (consumers/interrupts.py): why.
         self.interrupted: str | None = None
         self._finalizers: list[Finalizer] = []
+        #: A typing indicator or status went out during the turn, so the consumer clears it when it ends.
+        self.status_shown = False
 
     def on_interrupt(self, finalize: Finalizer) -> None:
         """Register what ends a reply that is already visible (a stream, a message being edited) when the
@@ -196,7 +198,39 @@ class TurnContext(SessionContext):
 
     async def typing(self) -> None:
         """Show that the agent is working (Telegram chat action). Sent at once, best effort."""
+        self.status_shown = True
         await self._send_now(self._message("typing"))
+
+    async def set_status(self, text: str = "is thinking…", *, loading_messages: list[str] | None = None) -> str:
+        """Say what the agent is doing, at once, until its reply: Slack assistant threads show ``text``
+        (and rotate ``loading_messages``, at most 10); Slack agent sessions go to ``processing`` (or
+        ``text`` when it is a session status: active, processing, suspended, closed); Telegram shows
+        "typing…". Best effort; the status is cleared when the turn ends."""
+        extra: dict[str, Any] = {"loading_messages": list(loading_messages[:10])} if loading_messages else {}
+        self.status_shown = True
+        message = self._message("status", text=text, extra=extra)
+        await self._send_now(message)
+        return message.id
+
+    async def suggest_prompts(self, prompts: list[tuple[str, str]], *, title: str | None = None) -> str:
+        """Offer up to 4 prompts as ``(title, message)`` pairs the user can click (Slack assistant threads,
+        ``assistant.threads.setSuggestedPrompts``); ignored where the platform has no such surface."""
+        if not prompts:
+            raise ValueError("suggest_prompts needs at least one (title, message) pair")
+        items = [{"title": t, "message": m} for t, m in prompts[:4]]
+        extra: dict[str, Any] = {"prompts": items} | ({"title": title} if title else {})
+        message = self._message("prompts", extra=extra)
+        await self._send_now(message)
+        return message.id
+
+    async def set_title(self, title: str) -> str:
+        """Name the conversation (Slack ``assistant.threads.setTitle``, or ``agents.sessions.rename`` for
+        agent sessions); ignored where the platform has no such surface."""
+        if not title.strip():
+            raise ValueError("the title is empty")
+        message = self._message("title", text=title[:200])
+        await self._send_now(message)
+        return message.id
 
     @property
     def replies(self) -> list[str]:

@@ -267,8 +267,9 @@ class Dispatcher:
                 else:
                     self._metrics.turns.labels(agent, "interrupted").inc()
                 seconds.observe(time.perf_counter() - start)
-                log.info("turn_done", replies=len(outbox), attempt=attempt, interrupted=ctx.interrupted)
-                tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": len(outbox)})
+                replies = sum(1 for m in outbox if m.action == "reply")
+                log.info("turn_done", replies=replies, attempt=attempt, interrupted=ctx.interrupted)
+                tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": replies})
                 for d in deliveries:
                     await d.ack()
                 return
@@ -324,9 +325,9 @@ class Dispatcher:
 
     async def _turn(self, agent: str, key: str, events: list[Event]) -> TurnContext:
         inst = await self._pool.acquire(agent, key)
-        typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
+        ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
+        typing = asyncio.create_task(self._keep_typing(ctx)) if self._cfg.typing_every > 0 else None
         try:
-            ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
             with self.interrupts.running(key, events) as running:
                 # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
                 if self._usage is None or await self._usage.admit(agent, ctx):
@@ -334,19 +335,33 @@ class Dispatcher:
             if running.reason is not None:
                 ctx.interrupted = running.reason
                 await ctx.finalize_interrupted(self._cfg.interrupt_marker)
+            if ctx.status_shown:  # after the replies: the indicator goes (Slack agent sessions: "active")
+                ctx.outbox.append(self._done(ctx.event))
             return ctx
         finally:
             if typing is not None:
                 typing.cancel()
             self._pool.release(inst)
 
-    async def _keep_typing(self, event: Event) -> None:
+    @staticmethod
+    def _done(event: Event) -> OutboundMessage:
+        return OutboundMessage(
+            id=f"{event.id}:done",
+            event_id=event.id,
+            conversation_key=event.conversation_key,
+            action="done",
+            to=event.reply_to,
+        )
+
+    async def _keep_typing(self, ctx: TurnContext) -> None:
         """Show the user the agent is working, until the turn ends (its replies go out after it).
 
         The ids are the event's own ``:typing:N`` series, apart from the turn's reply ids, so how long a turn
         took never shifts the id of a reply (a retried turn's replies keep theirs, and are never doubled).
         """
+        event = ctx.event
         await asyncio.sleep(self._cfg.typing_after)
+        ctx.status_shown = True
         for n in itertools.count():
             await self._send_now(
                 OutboundMessage(

@@ -15,13 +15,13 @@ import time
 import structlog
 from pydantic import ValidationError
 
-from connectors.outbound import PlatformSender
+from connectors.outbound import DEFAULT_AMBIENT, PlatformSender
 from consumers.deadletter import DeadLetters
 from consumers.ratelimit import RateLimiter
 from gateway.core import tracing
 from gateway.core.bus.base import Delivery
 from gateway.core.errors import RateLimited, SendError
-from gateway.core.events import OutboundMessage
+from gateway.core.events import AMBIENT_ACTIONS, OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.store.base import Store
 
@@ -102,8 +102,9 @@ class OutboundWorker:
                 attempts=0,
             )
             return
-        if message.action == "typing":
-            await self._typing(platform, message)
+        if message.action in AMBIENT_ACTIONS:
+            if message.action in getattr(platform, "ambient", DEFAULT_AMBIENT):
+                await self._typing(platform, message)
             await d.ack()
             return
         if may_be_sent(d) and await self._store.get(sent_marker(message.id)) is not None:

@@ -132,6 +132,10 @@ class RouteConfig(BudgetConfig):
     #: Messages that stop the conversation's running turn instead of starting one (compared without case,
     #: surrounding spaces, trailing punctuation or a leading @-mention of the bot).
     stop_words: list[str] = Field(default_factory=list, max_length=32)
+    #: Session events (the user opened the assistant thread or the Messages tab, or its context changed:
+    #: ``event.kind == "session"``, no text) start turns, so the agent can greet, set suggested prompts
+    #: or a title. Off: they are acked and counted as skipped.
+    session_events: bool = False
     #: The route's name in usage counts (``gateway status --usage``, metrics); default platform:bot:channel.
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:*-]{1,64}$")
     #: This route's own model key (bring your own key): replaces the agent's primary provider key.

@@ -37,11 +37,17 @@ class EventKind(StrEnum):
     EDIT = "edit"
     DELETE = "delete"
     REACTION = "reaction"
+    #: The user opened or moved around the app's assistant/agent surface (Slack ``assistant_thread_started``,
+    #: ``assistant_thread_context_changed``, ``app_context_changed``, ``app_home_opened`` on the Messages
+    #: tab): no text; a turn only where the route has ``session_events = true``.
+    SESSION = "session"
     OTHER = "other"
 
 
 #: Kinds that start an agent turn. Edits, deletes and platform noise never do.
-CONVERSATIONAL = frozenset({EventKind.MESSAGE, EventKind.MENTION, EventKind.COMMAND, EventKind.ACTION})
+CONVERSATIONAL = frozenset(
+    {EventKind.MESSAGE, EventKind.MENTION, EventKind.COMMAND, EventKind.ACTION, EventKind.SESSION}
+)
 
 
 class _Frozen(BaseModel):
@@ -106,7 +112,12 @@ class Event(_Frozen):
         return self.skip_reason is None and self.kind in CONVERSATIONAL
 
 
-OutboundAction = Literal["reply", "react", "typing", "edit"]
+OutboundAction = Literal["reply", "react", "typing", "edit", "status", "prompts", "title", "done"]
+#: Best effort, sent at once and never retried, paced or dead-lettered: what a platform cannot show is dropped
+#: (a sender lists what it shows in ``ambient``). ``status``: "is thinking…" while the agent works;
+#: ``prompts``/``title``: an assistant thread's suggested prompts and title; ``done``: the turn ended, clear
+#: the status (Slack agent sessions go back to ``active``).
+AMBIENT_ACTIONS = frozenset({"typing", "status", "prompts", "title", "done"})
 
 
 class OutboundMessage(_Frozen):

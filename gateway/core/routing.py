@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.core.config import BusyPolicy, KeyGranularity, RouteConfig
-from gateway.core.events import Event, ReplyAddress
+from gateway.core.events import Event, EventKind, ReplyAddress
 
 #: A leading Slack mention (``<@U123>``) or Telegram one (``@name_bot``), and trailing punctuation.
 _MENTION = re.compile(r"^\s*(<@[A-Z0-9]+>|@\w+)[\s,:]*")
@@ -39,6 +39,7 @@ class Route:
     key: KeyGranularity
     busy: BusyPolicy
     stop_words: frozenset[str] = frozenset()
+    session_events: bool = False
 
 
 class Router:
@@ -69,15 +70,20 @@ class Router:
             key=r.key,
             busy=r.busy,
             stop_words=frozenset(stop_word_of(w) for w in r.stop_words),
+            session_events=r.session_events,
         )
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
         stop = bool(route.stop_words) and event.triggers_turn and stop_word_of(event.text) in route.stop_words
-        if key == event.conversation_key and route.agent == event.agent and route.busy == event.busy and not stop:
+        session = route.session_events and event.kind == EventKind.SESSION and event.skip_reason == "session event"
+        same = key == event.conversation_key and route.agent == event.agent and route.busy == event.busy
+        if same and not stop and not session:
             return event
         update: dict[str, object] = {"conversation_key": key, "agent": route.agent, "busy": route.busy}
+        if session:  # the route wants them: the agent greets, suggests prompts, sets a title
+            update["skip_reason"] = None
         if stop:  # the stop word stops the running turn (consumers/interrupts.py) and starts none
             update |= {"control": "stop", "skip_reason": "stop"}
         return event.model_copy(update=update)

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    #: What "the agent is working" looks like in Slack (connectors/slack/status.py): ``assistant``
+    #: (assistant.threads.setStatus in DM threads), ``agent`` (agents.sessions.setStatus: processing, then
+    #: active, with the Stop button) or ``off``.
+    slack_status: Literal["assistant", "agent", "off"] = Field(
+        "assistant", validation_alias=_env("GATEWAY_SLACK_STATUS")
+    )
     #: Installing across workspaces (connectors/slack/oauth.py): all three set, or the OAuth routes answer 404.
     slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
     slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))

@@ -18,6 +18,15 @@ Across workspaces (``tests/fakes/slack_workspaces.py``): ``fake.workspaces.add("
 auth (team A's token cannot post to team B's channel), ``fake.workspaces.revoke(team)``. ``posts`` keeps the
 token each accepted ``chat.postMessage`` came with. The single ``token`` keeps working for any channel.
 
+Assistant threads and agent sessions (checked against docs.slack.dev, December 2026):
+``assistant.threads.setStatus`` / ``setSuggestedPrompts`` / ``setTitle`` and ``agents.sessions.setStatus`` /
+``rename`` answer ``channel_not_found`` for a channel and ``invalid_thread_ts`` for a thread the fake has not
+seen (a thread is seen when a message is posted in it, or when a test says the user opened it with
+:meth:`FakeSlack.open_thread`), and ``invalid_arguments`` for what the docs refuse (more than 10 loading
+messages or 4 prompts, an unknown session status, an empty title). ``statuses`` keeps each thread's current
+assistant status (a post in the thread clears it, as Slack does), ``sessions`` each agent session's status,
+``titles`` and ``prompts`` the last ones set; ``status_log`` every status change in order.
+
 Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` prints
 ``READY http://127.0.0.1:PORT/api/``.
 """
@@ -62,6 +71,19 @@ class FakeSlack(ChatFake):
         self.workspaces = Workspaces()
         #: (token, arguments) of every accepted chat.postMessage.
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        self._threads: set[tuple[str, str]] = set()
+        #: (channel, thread_ts) -> the assistant status shown now ("" once cleared).
+        self.statuses: dict[tuple[str, str], str] = {}
+        #: (channel, thread_ts) -> the agent session's status.
+        self.sessions: dict[tuple[str, str], str] = {}
+        self.titles: dict[tuple[str, str], str] = {}
+        self.prompts: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (method, channel, thread_ts, status) of every accepted status change, in order.
+        self.status_log: list[tuple[str, str, str, str]] = []
+
+    def open_thread(self, channel: str, thread_ts: str) -> None:
+        """The user opened an assistant thread (or wrote the message that roots one): Slack knows it."""
+        self._threads.add((channel, thread_ts))
 
     @property
     def base_url(self) -> str:
@@ -71,6 +93,9 @@ class FakeSlack(ChatFake):
         super().reset()
         self._posted.clear()
         self.posts.clear()
+        for kept in (self._threads, self.statuses, self.sessions, self.titles, self.prompts):
+            kept.clear()
+        self.status_log.clear()
 
     # ------------------------------------------------------------------ wire format
     def add_routes(self, app: web.Application) -> None:
@@ -150,6 +175,10 @@ class FakeSlack(ChatFake):
             "chat.postEphemeral": self._chat_post_ephemeral,
             "reactions.add": self._reactions_add,
             "assistant.threads.setStatus": self._assistant_set_status,
+            "assistant.threads.setSuggestedPrompts": self._assistant_set_prompts,
+            "assistant.threads.setTitle": self._assistant_set_title,
+            "agents.sessions.setStatus": self._session_set_status,
+            "agents.sessions.rename": self._session_rename,
         }.get(method)
         if handler is None:
             return json_response({"ok": False, "error": "unknown_method"})
@@ -195,8 +224,13 @@ class FakeSlack(ChatFake):
             "team": self.TEAM_ID,
             "ts": ts,
         }
+        self._threads.add((channel, ts))
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
+            where = (channel, str(args["thread_ts"]))
+            self._threads.add(where)
+            if self.statuses.get(where):  # Slack removes the status when the app posts in the thread
+                self.statuses[where] = ""
         for key in ("blocks", "attachments", "metadata"):
             if args.get(key):
                 message[key] = args[key]
@@ -241,10 +275,67 @@ class FakeSlack(ChatFake):
         self._reactions.append(args)
         return {"ok": True}
 
+    def _thread_error(self, args: dict[str, Any]) -> str | None:
+        channel, thread = str(args.get("channel_id") or ""), str(args.get("thread_ts") or "")
+        if not channel or all(c != channel for c, _ in self._threads):
+            return "channel_not_found"
+        if (channel, thread) not in self._threads:
+            return "invalid_thread_ts"
+        return None
+
+    @staticmethod
+    def _where(args: dict[str, Any]) -> tuple[str, str]:
+        return str(args["channel_id"]), str(args["thread_ts"])
+
     def _assistant_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("channel_id"):
-            return {"ok": False, "error": "channel_not_found"}
+        error = self._thread_error(args)
+        status, loading = args.get("status"), args.get("loading_messages") or []
+        if error is None and (not isinstance(status, str) or not isinstance(loading, list) or len(loading) > 10):
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.statuses[self._where(args)] = str(status)
+        self.status_log.append(("assistant.threads.setStatus", *self._where(args), str(status)))
         return {"ok": True}
+
+    def _assistant_set_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._thread_error(args)
+        prompts = args.get("prompts")
+        valid = isinstance(prompts, list) and 1 <= len(prompts) <= 4
+        valid = valid and all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts or [])
+        if error is None and not valid:
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.prompts[self._where(args)] = {"prompts": prompts, "title": args.get("title")}
+        return {"ok": True}
+
+    def _title(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._thread_error(args)
+        title = args.get("title")
+        if error is None and not (isinstance(title, str) and 1 <= len(title.strip()) <= 200):
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.titles[self._where(args)] = str(title)
+        return {"ok": True}
+
+    def _assistant_set_title(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._title(args)
+
+    def _session_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._thread_error(args)
+        status = args.get("status")
+        if error is None and status not in ("active", "processing", "suspended", "closed"):
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.sessions[self._where(args)] = str(status)
+        self.status_log.append(("agents.sessions.setStatus", *self._where(args), str(status)))
+        return {"ok": True, "status": status}
+
+    def _session_rename(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._title(args)
 
 
 def _maybe_json(key: str, value: str) -> Any:
