@@ -9,6 +9,7 @@ replayed turn produces the same ids and the sender posts nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -129,6 +130,8 @@ class TurnContext(SessionContext):
         self._finalizers: list[Finalizer] = []
         #: A typing indicator or status went out during the turn, so the consumer clears it when it ends.
         self.status_shown = False
+        #: Set once the user sees text of this turn's answer (a stream's first snapshot): typing stops then.
+        self.text_visible = asyncio.Event()
 
     def on_interrupt(self, finalize: Finalizer) -> None:
         """Register what ends a reply that is already visible (a stream, a message being edited) when the
@@ -195,6 +198,11 @@ class TurnContext(SessionContext):
         message = self._message("react", emoji=emoji, target_message=self.event.reply_to.message)
         self.outbox.append(message)
         return message.id
+
+    def mark_text_visible(self) -> None:
+        """Text of the answer is on the screen (a streamed reply's first snapshot): the typing indicator the
+        consumer repeats while the turn runs stops here rather than at the end of the turn."""
+        self.text_visible.set()
 
     async def typing(self) -> None:
         """Show that the agent is working (Telegram chat action). Sent at once, best effort."""

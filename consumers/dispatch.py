@@ -354,13 +354,15 @@ class Dispatcher:
         )
 
     async def _keep_typing(self, ctx: TurnContext) -> None:
-        """Show the user the agent is working, until the turn ends (its replies go out after it).
+        """Show the user the agent is working, until the turn ends (its replies go out after it) or text of
+        the answer shows (``ctx.mark_text_visible()``: a stream's first snapshot).
 
         The ids are the event's own ``:typing:N`` series, apart from the turn's reply ids, so how long a turn
         took never shifts the id of a reply (a retried turn's replies keep theirs, and are never doubled).
         """
         event = ctx.event
-        await asyncio.sleep(self._cfg.typing_after)
+        if await _until(ctx.text_visible, self._cfg.typing_after):
+            return
         ctx.status_shown = True
         for n in itertools.count():
             await self._send_now(
@@ -372,7 +374,8 @@ class Dispatcher:
                     to=event.reply_to,
                 )
             )
-            await asyncio.sleep(self._cfg.typing_every)
+            if await _until(ctx.text_visible, self._cfg.typing_every):
+                return
 
     async def _send_now(self, message: OutboundMessage) -> None:
         try:
@@ -409,6 +412,13 @@ class Dispatcher:
             recent.popitem(last=False)
         if self._usage is not None and ctx is not None:
             await self._usage.record(agent, ctx)
+
+
+async def _until(flag: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less when ``flag`` is set; whether it is."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(flag.wait(), seconds)
+    return flag.is_set()
 
 
 def with_what_was_done(records: list[Turn], inbound: int, ctx: TurnContext) -> list[Turn]:

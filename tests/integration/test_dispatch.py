@@ -88,6 +88,7 @@ class Rig:
         attempts: int = 3,
         history_ttl: float | None = None,
         memory_ttl: float | None = None,
+        **config: Any,
     ) -> None:
         dead = DeadLetters(self.publisher, self.metrics)
         pool = AgentPool({n: AgentFactory(n, a) for n, a in agents.items()}, self.store, memory_ttl=memory_ttl)
@@ -97,7 +98,7 @@ class Rig:
             pool=pool,
             dead=dead,
             metrics=self.metrics,
-            config=DispatchConfig(attempts=attempts, retry_base=0.01, history_ttl=history_ttl),
+            config=DispatchConfig(attempts=attempts, retry_base=0.01, history_ttl=history_ttl, **config),
         )
         sender = OutboundWorker(
             {"slack": self.platform},

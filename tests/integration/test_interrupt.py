@@ -113,3 +113,34 @@ async def test_a_stop_with_nothing_running_is_acked_and_changes_nothing(rig: Rig
     assert rig.platform.texts == ["thinking about hello", "answer: hello"]
     await eventually(lambda: settled(rig), until=lambda n: n == 0, what="every delivery acked")
     assert await rig.dead() == []
+
+
+class Streamer:
+    """Shows text partway through a long turn (what a stream's first snapshot does), then keeps working."""
+
+    def __init__(self) -> None:
+        self.visible = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def on_event(self, ctx: TurnContext, ev: Event) -> None:
+        await self.go_on.wait()
+        ctx.mark_text_visible()
+        self.visible.set()
+        await asyncio.sleep(0.3)  # long enough for several typing indicators, were they still going
+        await ctx.reply("done")
+
+
+async def test_the_typing_indicator_repeats_until_text_shows_and_then_stops(rig: Rig) -> None:
+    agent = Streamer()
+    await rig.start({"rec": agent}, typing_after=0.0, typing_every=0.02)
+    await rig.publisher.event(event("write"))
+    typing = lambda: [m for m in rig.platform.sent if m.action == "typing"]  # noqa: E731
+    await eventually(typing, until=lambda t: len(t) >= 3, what="typing repeated while nothing shows")
+    agent.go_on.set()
+    await asyncio.wait_for(agent.visible.wait(), 5)
+    await eventually(lambda: rig.platform.texts, until=lambda t: "done" in t, what="the reply")
+    shown = len(typing())
+    stopped_at = rig.platform.sent.index(typing()[-1])
+    assert shown >= 3
+    # once the text showed, at most the indicator already in flight went out; none after the reply
+    assert [m.action for m in rig.platform.sent[stopped_at + 1 :]] == ["reply"]
