@@ -12,7 +12,8 @@ Two surfaces, chosen by ``GATEWAY_SLACK_STATUS`` (docs checked on docs.slack.dev
   ``status: "processing"`` while the turn runs (Slack shows the Stop button, whose click arrives as
   ``agent_session_stopped``) and ``"active"`` when it ends (statuses: active, processing, suspended,
   closed); ``agents.sessions.rename`` for the title. Prompts still go through
-  ``assistant.threads.setSuggestedPrompts``.
+  ``assistant.threads.setSuggestedPrompts``, without ``thread_ts``: its reference page says that argument
+  is for the legacy assistant experience only and makes the call "silently fail" for an agent app.
 - ``off``: no status calls; titles and prompts that an agent sets explicitly still go out.
 
 Everything is scoped to a thread: a message without one shows nothing.
@@ -56,13 +57,18 @@ def _session_status(message: OutboundMessage) -> dict[str, Any]:
 def call_for(mode: StatusMode, message: OutboundMessage) -> tuple[str, dict[str, Any]] | None:
     """The Web API method and its arguments for a best-effort action, or None: nothing to show."""
     to = message.to
-    if not to.thread:
-        return None
-    where: dict[str, Any] = {"channel_id": to.channel, "thread_ts": to.thread}
     if message.action == "prompts":
         prompts = message.extra.get("prompts") or []
         title = {"title": message.extra["title"]} if message.extra.get("title") else {}
+        if mode == "agent":
+            return "assistant.threads.setSuggestedPrompts", {"channel_id": to.channel, "prompts": prompts} | title
+        if not to.thread:
+            return None
+        where = {"channel_id": to.channel, "thread_ts": to.thread}
         return "assistant.threads.setSuggestedPrompts", where | {"prompts": prompts} | title
+    if not to.thread:
+        return None
+    where = {"channel_id": to.channel, "thread_ts": to.thread}
     if message.action == "title":
         if mode == "agent":
             return "agents.sessions.rename", where | {"title": message.text}

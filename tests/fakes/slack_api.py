@@ -299,7 +299,10 @@ class FakeSlack(ChatFake):
         return {"ok": True}
 
     def _assistant_set_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
-        error = self._thread_error(args)
+        # thread_ts is optional here: without it the prompts go to the channel's latest message
+        channel = str(args.get("channel_id") or "")
+        latest = max((t for c, t in self._threads if c == channel), default="", key=float)
+        error = self._thread_error(args if args.get("thread_ts") else {**args, "thread_ts": latest})
         prompts = args.get("prompts")
         valid = isinstance(prompts, list) and 1 <= len(prompts) <= 4
         valid = valid and all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts or [])
@@ -307,7 +310,7 @@ class FakeSlack(ChatFake):
             error = "invalid_arguments"
         if error:
             return {"ok": False, "error": error}
-        self.prompts[self._where(args)] = {"prompts": prompts, "title": args.get("title")}
+        self.prompts[(channel, str(args.get("thread_ts") or latest))] = {"prompts": prompts, "title": args.get("title")}
         return {"ok": True}
 
     def _title(self, args: dict[str, Any]) -> dict[str, Any]:

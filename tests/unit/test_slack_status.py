@@ -104,9 +104,12 @@ def test_each_action_is_one_documented_call(
 
 def test_prompts_are_the_same_call_in_every_mode_and_nothing_goes_out_without_a_thread() -> None:
     prompts = [{"title": "Plan", "message": "Plan my week"}]
-    for mode in ("assistant", "agent", "off"):
+    for mode in ("assistant", "off"):
         got = call_for(mode, message("prompts", extra={"prompts": prompts, "title": "Try"}))  # type: ignore[arg-type]
         assert got == ("assistant.threads.setSuggestedPrompts", WHERE | {"prompts": prompts, "title": "Try"})
+    # agent apps: no thread_ts ("including it in a call for an agent app will cause the call to silently fail")
+    got = call_for("agent", message("prompts", extra={"prompts": prompts}))
+    assert got == ("assistant.threads.setSuggestedPrompts", {"channel_id": "D123", "prompts": prompts})
     channel = ReplyAddress(platform="slack", bot="T1", channel="C9", thread="1.2")
     assert call_for("assistant", message("typing", to=channel)) is None  # assistant threads are DMs
     assert call_for("agent", message("typing", to=channel)) is not None  # agent sessions live anywhere
