@@ -3,8 +3,10 @@
 The dispatcher runs the agent part of every turn inside :meth:`Interrupts.running`. Whoever learns that
 the turn must stop (a new message of an ``interrupt`` route arriving on its partition, a stop event, a
 stop signal from another process) calls :meth:`Interrupts.interrupt` with the conversation key and the
-time the request was received. The running turn is cancelled at its next ``await`` only when all of its
-events were received before that request, so a stop never hits a turn that started after it; the
+time the gateway received the request. The running turn is cancelled at its next ``await`` only when the
+turn had started, and all of its events had been received, before that request: a message or a stop
+received while an earlier turn was finishing waits its turn and stops nothing (the clocks of ingress and
+consumer hosts are taken to agree, as NTP keeps them, within milliseconds); the
 dispatcher then finalizes the partial reply, records the turn as ``interrupted`` and acks it (no retry,
 no dead letter). Only the agent is cancelled: the dispatcher's own publishing and acking after it are not.
 
@@ -20,7 +22,7 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
@@ -36,6 +38,8 @@ class RunningTurn:
     key: str
     #: When the newest event of the turn was received (a request received before it does not stop it).
     received_at: datetime
+    #: When the turn started (likewise).
+    started_at: datetime
     task: asyncio.Task[object] | None
     #: Why it was interrupted ("new message", "stop word", "stop button"); None while it runs on.
     reason: str | None = None
@@ -61,7 +65,7 @@ class Interrupts:
     def running(self, key: str, events: Sequence[Event]) -> Iterator[RunningTurn]:
         """Run the agent part of a turn interruptibly. On interruption the ``CancelledError`` ends here
         and ``turn.reason`` says why; a cancellation from anyone else (shutdown, a lost lease) goes on."""
-        turn = RunningTurn(key, max(e.received_at for e in events), asyncio.current_task())
+        turn = RunningTurn(key, max(e.received_at for e in events), datetime.now(UTC), asyncio.current_task())
         self._running[key] = turn
         try:
             yield turn
@@ -80,7 +84,7 @@ class Interrupts:
     def interrupt(self, key: str, received_at: datetime, reason: str) -> bool:
         """Cancel ``key``'s running turn if all of its events were received before ``received_at``."""
         turn = self._running.get(key)
-        if turn is None or turn.received_at >= received_at:
+        if turn is None or turn.received_at >= received_at or turn.started_at >= received_at:
             return False
         return turn.interrupt(reason)
 

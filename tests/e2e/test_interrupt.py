@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -131,13 +132,18 @@ async def owned(consumers: list[GatewayProcess]) -> list[int]:
 
 
 async def test_a_stop_word_stops_the_turn_running_on_another_consume_process(
-    split_cluster: tuple[GatewayProcess, list[GatewayProcess]], telegram: FakeTelegram
+    split_cluster: tuple[GatewayProcess, list[GatewayProcess]],
+    telegram: FakeTelegram,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     serve, consumers = split_cluster
     await say(serve, "slow job", chat=4444, update=8101)
     await typing_shown(telegram, 4444)
+    start = time.monotonic()
     await say(serve, "Stop!", chat=4444, update=8102)
     await telegram.wait_until(lambda: len(texts(telegram, 4444)) == 1, timeout=20, describe="the stopped reply")
+    with capsys.disabled():  # measured, not asserted: POST of the stop word to the stopped reply at the fake
+        print(f"\n[stop] stop word to stopped reply across processes: {(time.monotonic() - start) * 1000:.0f} ms")
     await say(serve, "after", chat=4444, update=8103)
     await telegram.wait_until(lambda: len(texts(telegram, 4444)) == 3, timeout=20, describe="the next answer")
     assert texts(telegram, 4444) == ["thinking about slow job …(stopped)", "thinking about after", "answer: after"]

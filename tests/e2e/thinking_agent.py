@@ -1,5 +1,6 @@
 """A test agent that shows it is working, says it is thinking, then answers; a message that starts with
-"slow" keeps it thinking for a minute (until it is stopped)."""
+"slow" keeps it thinking for a minute (until it is stopped; it then tidies up for half a second, so that the
+messages sent right after the one that stopped it all arrive while it still runs)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ class Thinker:
         await ctx.typing()  # at once: the test's sign that the turn runs
         await ctx.reply(f"thinking about {event.text}")
         if event.text.startswith("slow"):
-            await asyncio.sleep(60)
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:  # stopped: tidy up a moment (messages sent meanwhile wait), go on
+                await asyncio.sleep(0.5)
+                raise
         await ctx.reply(f"answer: {event.text}")
 
 

@@ -17,7 +17,12 @@ from gateway.core.signals import stop_reason
 from gateway.core.store.memory import MemoryStore
 
 pytestmark = pytest.mark.timeout(10)
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)  # when the turns' events were received
+
+
+def later(seconds: float = 1) -> datetime:
+    """A request received after the turn started."""
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def event(text: str = "hi", *, at: datetime = T0, **kw: object) -> Event:
@@ -46,8 +51,8 @@ async def test_a_later_request_cancels_the_agent_at_its_next_await_and_the_turn_
     task = asyncio.create_task(run_turn(interrupts, started))
     await started.wait()
     assert interrupts.is_running("k")
-    assert interrupts.interrupt("k", T0 + timedelta(seconds=1), "new message")
-    assert not interrupts.interrupt("k", T0 + timedelta(seconds=2), "again")  # one request is enough
+    assert interrupts.interrupt("k", later(1), "new message")
+    assert not interrupts.interrupt("k", later(2), "again")  # one request is enough
     assert await task == "new message"  # the CancelledError ended inside running(); the task returned
     assert not interrupts.is_running("k")
 
@@ -58,6 +63,8 @@ async def test_a_request_received_before_the_turn_stops_nothing() -> None:
     task = asyncio.create_task(run_turn(interrupts, started, at=T0 + timedelta(seconds=5)))
     await started.wait()
     assert not interrupts.interrupt("k", T0, "old stop")
+    # received after the turn's events but before the turn started (it waited behind an earlier one)
+    assert not interrupts.interrupt("k", T0 + timedelta(seconds=6), "queued behind")
     assert not interrupts.interrupt("other", T0 + timedelta(seconds=9), "another conversation")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -69,7 +76,7 @@ async def test_a_shutdown_cancel_is_not_swallowed_even_after_an_interrupt() -> N
     started = asyncio.Event()
     task = asyncio.create_task(run_turn(interrupts, started))
     await started.wait()
-    interrupts.interrupt("k", T0 + timedelta(seconds=1), "new message")
+    interrupts.interrupt("k", later(1), "new message")
     task.cancel()  # the consumer shuts down at the same time
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -91,7 +98,7 @@ async def test_an_agent_that_swallows_the_cancel_leaves_no_pending_cancel_behind
 
     task = asyncio.create_task(stubborn())
     await started.wait()
-    interrupts.interrupt("k", T0 + timedelta(seconds=1), "stop word")
+    interrupts.interrupt("k", later(1), "stop word")
     assert await task == ("stop word", 0)
 
 
@@ -100,12 +107,12 @@ async def test_a_stop_acts_once_per_id_the_signal_and_its_queued_copy() -> None:
     started = asyncio.Event()
     task = asyncio.create_task(run_turn(interrupts, started))
     await started.wait()
-    assert interrupts.stop("stop-1", "k", T0 + timedelta(seconds=1), "stop word")
+    assert interrupts.stop("stop-1", "k", later(1), "stop word")
     assert await task == "stop word"
     started.clear()
     second = asyncio.create_task(run_turn(interrupts, started))  # the next turn, older than the stop
     await started.wait()
-    assert not interrupts.stop("stop-1", "k", T0 + timedelta(seconds=1), "stop word")  # the queued copy
+    assert not interrupts.stop("stop-1", "k", later(1), "stop word")  # the queued copy
     second.cancel()
     with pytest.raises(asyncio.CancelledError):
         await second
