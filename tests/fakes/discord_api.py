@@ -159,8 +159,8 @@ class FakeDiscord(ChatFake):
         app.router.add_put(f"{api}/channels/{{channel}}/messages/{{message}}/reactions/{{emoji}}/@me", self._react)
         app.router.add_patch(f"{api}/webhooks/{{app}}/{{token}}/messages/@original", self._edit_original)
         app.router.add_post(f"{api}/webhooks/{{app}}/{{token}}", self._followup)
-        app.router.add_get("/gateway", self._gateway)
-        app.router.add_get("/resume", self._gateway)
+        for path in ("/gateway", "/gateway/", "/resume", "/resume/"):  # clients connect to {url}/?v=10
+            app.router.add_get(path, self._gateway)
 
     async def before_stop(self) -> None:
         if self._live is not None:
@@ -526,7 +526,7 @@ class FakeDiscord(ChatFake):
 
     async def _on_client(self, ws: web.WebSocketResponse, request: web.Request, payload: dict[str, Any]) -> None:
         op, data = payload.get("op"), payload.get("d")
-        self.gateway_ops.append({"path": request.path, "op": op, "d": data})
+        self.gateway_ops.append({"path": request.path.rstrip("/"), "op": op, "d": data})
         await self.notify()
         if op == 1 and self.ack_heartbeats:
             await ws.send_str(json.dumps({"op": 11}))
