@@ -8,7 +8,8 @@
   reply of the interaction edits the deferred "thinking..." response, ``PATCH /webhooks/{application}/{token}/
   messages/@original`` (idempotent: sent twice it edits twice to the same text); later ones are follow-ups,
   ``POST /webhooks/{application}/{token}?wait=true``. Which reply is first is claimed in the store per
-  interaction (``discord:original:{interaction id}``), so a redelivered first reply edits again and never posts.
+  interaction (``discord:original:{interaction id}``), so a redelivered first reply edits again and never posts;
+  a failed edit gives the claim back, so the next reply edits "thinking..." rather than leaving it there.
   Interaction webhooks need no bot token; the interaction token lasts 15 minutes.
 - ``typing``: ``POST /channels/{id}/typing`` (nothing for an interaction: Discord shows "thinking..."),
   ``react``: ``PUT /channels/{id}/messages/{message}/reactions/{emoji}/@me``, ``edit``: ``PATCH`` of the message.
@@ -26,6 +27,7 @@ Followed: Discord developer docs "Message" (Create Message, ``nonce``, ``enforce
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -83,13 +85,21 @@ class DiscordSender:
         self.buckets = Buckets()
 
     async def _first_reply(self, message: OutboundMessage) -> bool:
-        key = f"discord:original:{message.to.message}"
+        key = _original_key(message)
         if self._store is not None:
             existing = await self._store.claim(key, message.id, TOKEN_LIFETIME)
         else:
             existing = self._claims.setdefault(key, message.id)
             existing = None if existing == message.id else existing
         return existing is None or existing == message.id
+
+    async def _release_first(self, message: OutboundMessage) -> None:
+        """The edit of ``@original`` failed: the next reply of the interaction is its first again."""
+        key = _original_key(message)
+        self._claims.pop(key, None)
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                await self._store.delete(key)
 
     async def _interaction_call(self, message: OutboundMessage, hook: str) -> Call | None:
         if message.action in ("typing", "react"):
@@ -136,7 +146,12 @@ class DiscordSender:
             return {"skipped": f"no {message.action} for a Discord interaction"}
         if call.bot_auth and not self._token:
             raise SendError("DISCORD_BOT_TOKEN is not set: cannot post to a Discord channel", platform="discord")
-        return await self._call(call)
+        try:
+            return await self._call(call)
+        except SendError:
+            if call.path.endswith("/messages/@original") and message.action == "reply":
+                await self._release_first(message)
+            raise
 
     async def _call(self, call: Call) -> dict[str, Any]:
         wait = self.buckets.wait_for(call.route)
@@ -184,6 +199,10 @@ class DiscordSender:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _original_key(message: OutboundMessage) -> str:
+    return f"discord:original:{message.to.message}"
 
 
 def _error(raw: bytes) -> str:
