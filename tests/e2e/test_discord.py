@@ -254,3 +254,18 @@ async def test_invalid_session_identifies_anew_and_a_zombie_connection_is_resume
         assert await dev.terminate() == 0
     assert len(discord.sessions) == 1  # the invalidated one was forgotten, the new one is live
     assert texts(discord) == [(CHANNEL, "echo: after a new session")]
+
+
+async def test_discords_429_is_waited_out_and_the_reply_goes_once(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, discord: FakeDiscord
+) -> None:
+    discord.rate_limit_next(1, retry_after=1, method="create_message")
+    dev, gw = await both(gateway_env(slack, telegram, **service_env(services), **discord_env(discord)))
+    try:
+        await discord.message_create("busy?", channel=CHANNEL, guild=GUILD)
+        await discord.wait_for_messages(1, timeout=20)
+    finally:
+        assert await gw.terminate() == 0
+        assert await dev.terminate() == 0
+    assert texts(discord) == [(CHANNEL, "echo: busy?")]
+    assert [c.status for c in discord.calls_for("create_message")] == [429, 200]

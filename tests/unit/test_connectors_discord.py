@@ -243,3 +243,28 @@ async def test_without_its_public_key_the_endpoint_is_404() -> None:
 def test_the_platform_is_registered_with_its_endpoint() -> None:
     assert PLATFORM.name == "discord"
     assert [e.path for e in PLATFORM.endpoints] == ["/discord/{target:interactions}"]
+
+
+def test_gateway_send_discord_signs_a_slash_command_the_connector_accepts(tmp_path: Any) -> None:
+    import argparse
+
+    seed = tmp_path / "key.hex"
+    seed.write_text(bytes(KEY).hex())
+    settings = Settings(DISCORD_PUBLIC_KEY=PUBLIC, DISCORD_APPLICATION_ID="42")  # type: ignore[call-arg]
+    parser = argparse.ArgumentParser()
+    assert PLATFORM.send_arguments is not None
+    assert PLATFORM.sample is not None
+    PLATFORM.send_arguments(parser)
+    request = PLATFORM.sample(settings, parser.parse_args(["hello", "--key", str(seed), "--guild", "@me"]))
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    result = connector().handle(InboundRequest("interactions", headers, request.body, time.time()))
+    [event] = result.events
+    assert (request.path, event.text, event.conversation_key) == (
+        "/discord/interactions",
+        "/ask hello",
+        "discord:@me:1100000000000000003",
+    )
+    assert event.reply_to.response_url is not None
+    assert event.reply_to.response_url.startswith("webhooks/42/")
+    with pytest.raises(ConfigError, match="--key"):
+        PLATFORM.sample(settings, parser.parse_args(["hello", "--key", str(tmp_path / "missing")]))
