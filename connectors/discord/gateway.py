@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from connectors.discord import session as sessions
 from connectors.discord.channels import Channels
 from connectors.discord.parse import event_from_message
-from gateway.core.errors import ConfigError, GatewayError
+from gateway.core.errors import ConfigError, GatewayError, MalformedPayload
 from gateway.core.events import Event
 from gateway.core.store.base import Store
 
@@ -156,10 +156,12 @@ class GatewayClient:
                 self._ws = ws
                 self.metrics.connects.labels("resume" if resuming else "identify").inc()
                 return await self._session(ws, stop, resuming)
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
+        except ConfigError:
+            raise
+        except Exception as exc:  # the network, or a payload we did not expect: reconnect, resume
             self.metrics.closes.labels("error").inc()
             log.warning("discord_connection_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            return False
+            return self._was_live
         finally:
             self._live = False
             self.metrics.live.set(0)
@@ -291,7 +293,12 @@ class GatewayClient:
             self.metrics.messages.labels("bot").inc()  # our own replies come back as dispatches too
             return
         parent = await self._parent(data)
-        event = event_from_message(data, bot_id=self.state.bot_id, parent=parent)
+        try:
+            event = event_from_message(data, bot_id=self.state.bot_id, parent=parent)
+        except MalformedPayload as exc:  # skipped, so that its replay cannot stop the connection for good
+            log.warning("discord_message_unparseable", reason=exc.reason)
+            self.metrics.messages.labels("unparseable").inc()
+            return
         for attempt in range(1, self._attempts + 1):
             try:
                 outcome = await self._accept(event)
@@ -312,7 +319,9 @@ class GatewayClient:
         if not isinstance(channel, str) or data.get("guild_id") is None:
             return None
         if not self.channels.known(channel):
-            self.channels.learn(await self._fetch_channel(channel) or {"id": channel})
+            fetched = await self._fetch_channel(channel)
+            if fetched is not None:  # a failed lookup is tried again with the channel's next message
+                self.channels.learn(fetched)
         return self.channels.parent(channel)
 
     async def _fetch_channel(self, channel: str) -> dict[str, Any] | None:

@@ -46,6 +46,8 @@ MAX_TEXT = 2000
 #: How long the interaction's "first reply" claim is kept: the interaction token's lifetime.
 TOKEN_LIFETIME = 15 * 60.0
 NO_MENTIONS: dict[str, Any] = {"parse": []}
+#: Discord asks bots for ``DiscordBot ($url, $versionNumber)``.
+USER_AGENT = "DiscordBot (chat-gateway, 0.1.0)"
 
 
 def _cut(text: str) -> str:
@@ -159,7 +161,7 @@ class DiscordSender:
             raise RateLimited("Discord's rate limit bucket is spent", platform="discord", retry_after=wait)
         if wait > 0:
             await asyncio.sleep(wait)
-        headers = {"User-Agent": "DiscordBot (https://github.com/chat-gateway, 1)"}
+        headers = {"User-Agent": USER_AGENT}
         if call.bot_auth:
             headers["Authorization"] = f"Bot {self._token}"
         data = None

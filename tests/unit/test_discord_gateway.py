@@ -178,3 +178,17 @@ async def test_a_session_left_in_the_store_is_resumed_at_start(fake: FakeDiscord
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_an_unparseable_message_is_skipped_and_a_thread_met_first_in_a_message_is_looked_up(
+    fake: FakeDiscord,
+) -> None:
+    async with running(fake) as run:
+        await fake.dispatch("MESSAGE_CREATE", {"id": "not-a-snowflake", "channel_id": CHANNEL, "content": "?"})
+        fake.add_channel("1100000000000000010", guild=GUILD, parent=CHANNEL)  # created after GUILD_CREATE
+        await fake.message_create("in a new thread", channel="1100000000000000010", guild=GUILD)
+        await until(lambda: _true(len(run.published()) == 1), "the thread message published")
+    [(event, _)] = run.accepted
+    assert event.conversation_key == f"discord:{GUILD}:{CHANNEL}:1100000000000000010"
+    assert [c.args for c in fake.calls_for("get_channel")] == [{"channel": "1100000000000000010"}]
+    assert fake.ops(6) == []  # the bad payload did not cost the connection
