@@ -10,7 +10,8 @@
   ``POST /webhooks/{application}/{token}?wait=true``. Which reply is first is claimed in the store per
   interaction (``discord:original:{interaction id}``), so a redelivered first reply edits again and never posts;
   a failed edit gives the claim back, so the next reply edits "thinking..." rather than leaving it there.
-  Interaction webhooks need no bot token; the interaction token lasts 15 minutes.
+  Interaction webhooks need no bot token; the interaction token lasts 15 minutes: a reply refused for an expired
+  token (401) goes to the interaction's channel as a plain message instead, when ``DISCORD_BOT_TOKEN`` is set.
 - ``typing``: ``POST /channels/{id}/typing`` (nothing for an interaction: Discord shows "thinking..."),
   ``react``: ``PUT /channels/{id}/messages/{message}/reactions/{emoji}/@me``, ``edit``: ``PATCH`` of the message.
 
@@ -57,6 +58,10 @@ def _cut(text: str) -> str:
 def nonce(message_id: str) -> str:
     """Discord's nonce is at most 25 characters: the outbound id's digest, stable across redeliveries."""
     return hashlib.sha256(message_id.encode()).hexdigest()[:25]
+
+
+class TokenExpired(SendError):
+    """401 on an interaction webhook: its token is past its 15 minutes (or was never deferred)."""
 
 
 @dataclass(frozen=True)
@@ -150,10 +155,21 @@ class DiscordSender:
             raise SendError("DISCORD_BOT_TOKEN is not set: cannot post to a Discord channel", platform="discord")
         try:
             return await self._call(call)
+        except TokenExpired:
+            if message.action != "reply" or not self._token:
+                raise
+            return await self._in_channel(message)
         except SendError:
             if call.path.endswith("/messages/@original") and message.action == "reply":
                 await self._release_first(message)
             raise
+
+    async def _in_channel(self, message: OutboundMessage) -> dict[str, Any]:
+        """An interaction's reply after its token expired (a turn that waited over 15 minutes): a channel
+        message instead, so the answer is not lost (Discord refused the edit, so it is not a second copy)."""
+        to = message.to.model_copy(update={"message": None, "response_url": None})
+        answer = await self._call(self._channel_call(message.model_copy(update={"to": to})))
+        return {**answer, "fallback": "channel message: the interaction token had expired"}
 
     async def _call(self, call: Call) -> dict[str, Any]:
         wait = self.buckets.wait_for(call.route)
@@ -194,6 +210,8 @@ class DiscordSender:
             wait = self.buckets.limited(call.route, headers, raw)
             raise RateLimited(f"Discord answered 429 on {call.method}", platform="discord", retry_after=wait)
         detail = _error(raw)
+        if status == 401 and call.route.startswith("webhooks:"):
+            raise TokenExpired(f"Discord refused the interaction token: HTTP 401 {detail}", platform="discord")
         retry = status >= 500 and call.idempotent
         raise SendError(f"Discord refused {call.method}: HTTP {status} {detail}", platform="discord", retryable=retry)
 

@@ -125,8 +125,12 @@ async def test_an_interactions_first_reply_edits_the_deferral_and_the_next_are_f
 ) -> None:
     interaction = slash_command("ask", "hi", application_id=APP, guild=GUILD, channel=CHANNEL)
     hook = f"webhooks/{APP}/{interaction['token']}"
-    with pytest.raises(SendError, match="50027"):  # not deferred (yet): Discord knows no such webhook token
-        await sender.send(message("too early", mid="x:0", response_url=hook, message=interaction["id"]))
+    tokenless = DiscordSender(None, fake.base_url, None)
+    try:
+        with pytest.raises(SendError, match="50027"):  # not deferred (yet): Discord knows no such webhook token
+            await tokenless.send(message("too early", mid="x:0", response_url=hook, message=interaction["id"]))
+    finally:
+        await tokenless.close()
     # Discord's side of the deferral (what FakeDiscord.deliver records when the gateway answers type 5).
     fake.interactions[interaction["token"]] = Interaction(interaction["id"], APP, CHANNEL, time.time(), deferred=True)
     first = message("first", mid="x:1", response_url=hook, message=interaction["id"])
@@ -172,3 +176,17 @@ async def test_a_connection_refused_is_retryable(sender: DiscordSender) -> None:
         assert failed.value.retryable
     finally:
         await closed.close()
+
+
+async def test_a_reply_after_the_interaction_token_expired_goes_to_the_channel(
+    fake: FakeDiscord, sender: DiscordSender
+) -> None:
+    interaction = slash_command("ask", "hi", application_id=APP, guild=GUILD, channel=CHANNEL)
+    hook = f"webhooks/{APP}/{interaction['token']}"
+    expired = Interaction(interaction["id"], APP, CHANNEL, time.time() - 16 * 60, deferred=True)
+    fake.interactions[interaction["token"]] = expired
+    answer = await sender.send(message("late answer", mid="x:late", response_url=hook, message=interaction["id"]))
+    assert answer["fallback"].startswith("channel message")
+    [posted] = fake.messages
+    assert (posted["channel"], posted["content"], "message_reference" in posted) == (CHANNEL, "late answer", False)
+    assert fake.interaction_replies == []
