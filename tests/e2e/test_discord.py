@@ -84,6 +84,21 @@ async def test_a_slash_command_is_deferred_then_answered_once_and_forgeries_are_
     assert all("Authorization" not in c.headers for c in discord.calls_for("edit_original"))
 
 
+async def test_interactions_need_no_bot_token(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, discord: FakeDiscord
+) -> None:
+    env = gateway_env(slack, telegram, **service_env(services), **discord_env(discord))
+    del env["DISCORD_BOT_TOKEN"]
+    gw = await GatewayProcess("dev", env).start()
+    try:
+        command = slash_command("ask", "no bot token", application_id=APP, guild=None, channel=CHANNEL)
+        assert await discord.deliver(gw.url, command) == (200, {"type": 5})
+        [reply] = await discord.wait_for_interaction_replies(1, timeout=20)
+    finally:
+        assert await gw.terminate() == 0
+    assert reply["content"] == "echo: /ask no bot token"
+
+
 async def test_without_its_public_key_the_interactions_endpoint_is_404(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, discord: FakeDiscord
 ) -> None:
