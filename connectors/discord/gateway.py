@@ -61,6 +61,8 @@ NEW_SESSION = {4007, 4009}
 #: We close with this to keep the session resumable (1000 and 1001 end it).
 RESUMABLE_CLOSE = 4000
 QUERY = "?v=10&encoding=json"
+#: Seconds a shutdown waits for the message in hand to be published before it stops reading.
+STOP_GRACE = 10.0
 Accept = Callable[[Event], Awaitable[object]]
 
 
@@ -179,10 +181,10 @@ class GatewayClient:
             await ws.send_json(self._resume() if resuming else self._identify())
             reading = asyncio.create_task(self._read(ws))
             done, _ = await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if stopping in done:
-                reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reading
+            if stopping in done:  # let the dispatch in hand finish (its publish and seq), then stop reading
+                await ws.close(code=RESUMABLE_CLOSE, message=b"shutting down")
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(reading, STOP_GRACE)
             else:
                 await reading  # re-raises ConfigError from a fatal close
         finally:
