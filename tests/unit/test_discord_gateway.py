@@ -24,6 +24,7 @@ from gateway.core.publish import Publisher
 from gateway.core.routing import Router
 from gateway.core.store.memory import MemoryStore
 from tests.fakes.discord_api import FakeDiscord
+from tests.unit.builders import fixture_json
 
 TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.unit.gateway-token"
 GUILD, CHANNEL, THREAD = "1100000000000000002", "1100000000000000003", "1100000000000000009"
@@ -192,3 +193,22 @@ async def test_an_unparseable_message_is_skipped_and_a_thread_met_first_in_a_mes
     assert event.conversation_key == f"discord:{GUILD}:{CHANNEL}:1100000000000000010"
     assert [c.args for c in fake.calls_for("get_channel")] == [{"channel": "1100000000000000010"}]
     assert fake.ops(6) == []  # the bad payload did not cost the connection
+
+
+async def test_ready_as_discord_sends_it_gives_the_session_to_resume_and_it_is_saved() -> None:
+    store = MemoryStore("u")
+
+    async def accept(event: Event) -> Outcome:
+        raise AssertionError("READY publishes nothing")
+
+    client = GatewayClient(TOKEN, "http://127.0.0.1:9/api/v10", store, accept, intents=37377)
+    ready = fixture_json("discord_ready.json")
+    await client._dispatch(ready["t"], ready["s"], ready["d"])
+    saved = await sessions.load(store)
+    assert (saved.session_id, saved.seq, saved.resume_url, saved.bot_id) == (
+        "9dc8b15cf6e6ee7b9c1d7bbbfe2a5a4b",
+        1,
+        "wss://gateway-us-east1-b.discord.gg",
+        "775799577604522054",
+    )
+    assert client.metrics.live._value.get() == 1
