@@ -10,6 +10,9 @@ REST, under :attr:`FakeDiscord.base_url` (``.../api/v10``, what ``DISCORD_API_UR
   already created, and creates none; each created message is also dispatched to the live Gateway session as the
   bot's own ``MESSAGE_CREATE``, as Discord does;
 - ``POST /channels/{id}/typing`` 204; ``PUT /channels/{id}/messages/{m}/reactions/{emoji}/@me`` 204;
+- ``POST /interactions/{id}/{token}/callback``: the initial response as a call (within 3 s of the interaction,
+  once: a second is 400 ``40060`` "Interaction has already been acknowledged."); the gateway answers in the HTTP
+  response instead, which Discord treats the same;
 - ``PATCH /webhooks/{application}/{token}/messages/@original`` and ``POST /webhooks/{application}/{token}``: the
   interaction's token must be one this fake delivered (:meth:`FakeDiscord.deliver`), answered with a
   deferral (type 5), and younger than 15 minutes, else 401 ``{"message": "Invalid Webhook Token", "code":
@@ -131,6 +134,7 @@ class FakeDiscord(FakeGateway, ChatFake):
         app.router.add_patch(f"{api}/channels/{{channel}}/messages/{{message}}", self._edit_message)
         app.router.add_post(f"{api}/channels/{{channel}}/typing", self._typing)
         app.router.add_put(f"{api}/channels/{{channel}}/messages/{{message}}/reactions/{{emoji}}/@me", self._react)
+        app.router.add_post(f"{api}/interactions/{{id}}/{{token}}/callback", self._callback)
         app.router.add_patch(f"{api}/webhooks/{{app}}/{{token}}/messages/@original", self._edit_original)
         app.router.add_post(f"{api}/webhooks/{{app}}/{{token}}", self._followup)
         self.add_gateway_routes(app)
@@ -298,6 +302,24 @@ class FakeDiscord(FakeGateway, ChatFake):
             return discord_error(401, 50027, "Invalid Webhook Token")
         return found
 
+    async def _callback(self, request: web.Request) -> web.StreamResponse:
+        """The initial response sent as a REST call instead of the HTTP answer (both are Discord's ways)."""
+        args = await self._json(request)
+        token = request.match_info["token"]
+
+        def answer() -> web.StreamResponse:
+            found = self.interactions.get(token)
+            if found is None or found.id != request.match_info["id"] or time.time() - found.created > 3.0:
+                return discord_error(404, 10062, "Unknown interaction")
+            if found.deferred:
+                return discord_error(400, 40060, "Interaction has already been acknowledged.")
+            if args.get("type") not in (4, 5, 6, 7, 8, 9):
+                return discord_error(400, 50035, "Invalid Form Body")
+            found.deferred = True
+            return web.Response(status=204)
+
+        return await self.handle(request, "callback", args, answer)
+
     async def _edit_original(self, request: web.Request) -> web.StreamResponse:
         args = await self._json(request)
 
@@ -365,15 +387,15 @@ class FakeDiscord(FakeGateway, ChatFake):
             answer = json.loads(raw) if r.content_type == "application/json" else raw.decode()
             status = r.status
         token = str(interaction.get("token", ""))
-        if status == 200 and isinstance(answer, dict) and answer.get("type") == 5 and not forged:
+        if not forged and token:
             found = self.interactions.setdefault(
                 token,
                 Interaction(
                     str(interaction["id"]),
                     str(interaction["application_id"]),
-                    str(interaction["channel_id"]),
+                    str(interaction.get("channel_id", "")),
                     time.time(),
                 ),
             )
-            found.deferred = True
+            found.deferred = found.deferred or (status == 200 and isinstance(answer, dict) and answer.get("type") == 5)
         return status, answer

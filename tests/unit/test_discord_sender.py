@@ -190,3 +190,19 @@ async def test_a_reply_after_the_interaction_token_expired_goes_to_the_channel(
     [posted] = fake.messages
     assert (posted["channel"], posted["content"], "message_reference" in posted) == (CHANNEL, "late answer", False)
     assert fake.interaction_replies == []
+
+
+async def test_the_fakes_callback_acknowledges_an_interaction_once(fake: FakeDiscord) -> None:
+    import aiohttp
+
+    interaction = slash_command("ask", "hi", application_id=APP, guild=GUILD, channel=CHANNEL)
+    fake.interactions[interaction["token"]] = Interaction(interaction["id"], APP, CHANNEL, time.time())
+    url = f"{fake.base_url}/interactions/{interaction['id']}/{interaction['token']}/callback"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json={"type": 5}) as first:
+            assert first.status == 204
+        async with s.post(url, json={"type": 5}) as second:
+            assert (second.status, (await second.json())["code"]) == (400, 40060)
+        async with s.post(url.replace(interaction["id"], "1"), json={"type": 5}) as unknown:
+            assert (unknown.status, (await unknown.json())["code"]) == (404, 10062)
+    assert fake.interactions[interaction["token"]].deferred
