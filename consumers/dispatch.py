@@ -136,7 +136,7 @@ class Dispatcher:
         if event.control == "stop":
             self.interrupts.stop(event.id, key, event.received_at, stop_reason(event))
         elif event.busy == "interrupt" and event.triggers_turn:
-            self.interrupts.interrupt(key, event.received_at, "new message")
+            self.interrupts.interrupt(key, event.received_at, "new message", ref=event.message_ref)
 
     async def run(self, key: str, deliveries: list[Delivery]) -> None:
         """Handle the deliveries of one lane run (one, or several under ``collect``)."""

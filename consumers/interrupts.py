@@ -41,6 +41,9 @@ class RunningTurn:
     #: When the turn started (likewise).
     started_at: datetime
     task: asyncio.Task[object] | None
+    #: The platform messages the turn answers: a second delivery of one of them (Slack's ``message`` and
+    #: ``app_mention`` for one mention) is the same message, not a new one.
+    refs: frozenset[str] = frozenset()
     #: Why it was interrupted ("new message", "stop word", "stop button"); None while it runs on.
     reason: str | None = None
     done: bool = field(default=False)
@@ -65,7 +68,8 @@ class Interrupts:
     def running(self, key: str, events: Sequence[Event]) -> Iterator[RunningTurn]:
         """Run the agent part of a turn interruptibly. On interruption the ``CancelledError`` ends here
         and ``turn.reason`` says why; a cancellation from anyone else (shutdown, a lost lease) goes on."""
-        turn = RunningTurn(key, max(e.received_at for e in events), datetime.now(UTC), asyncio.current_task())
+        refs = frozenset(e.message_ref for e in events if e.message_ref)
+        turn = RunningTurn(key, max(e.received_at for e in events), datetime.now(UTC), asyncio.current_task(), refs)
         self._running[key] = turn
         try:
             yield turn
@@ -81,10 +85,13 @@ class Interrupts:
             if self._running.get(key) is turn:
                 del self._running[key]
 
-    def interrupt(self, key: str, received_at: datetime, reason: str) -> bool:
-        """Cancel ``key``'s running turn if all of its events were received before ``received_at``."""
+    def interrupt(self, key: str, received_at: datetime, reason: str, *, ref: str | None = None) -> bool:
+        """Cancel ``key``'s running turn if it started, and all of its events were received, before
+        ``received_at``, and ``ref`` (the new message) is not one it answers already."""
         turn = self._running.get(key)
         if turn is None or turn.received_at >= received_at or turn.started_at >= received_at:
+            return False
+        if ref is not None and ref in turn.refs:
             return False
         return turn.interrupt(reason)
 

@@ -118,6 +118,24 @@ async def test_a_stop_acts_once_per_id_the_signal_and_its_queued_copy() -> None:
         await second
 
 
+async def test_a_second_delivery_of_the_running_message_stops_nothing() -> None:
+    interrupts = Interrupts()
+    started = asyncio.Event()
+
+    async def turn() -> str | None:
+        with interrupts.running("k", [event(message_ref="slack:T:C:1.1")]) as running:
+            started.set()
+            await asyncio.sleep(30)
+        return running.reason
+
+    task = asyncio.create_task(turn())
+    await started.wait()
+    # Slack sends `message` and `app_mention` for one mention: the twin is not a new message
+    assert not interrupts.interrupt("k", later(), "new message", ref="slack:T:C:1.1")
+    assert interrupts.interrupt("k", later(), "new message", ref="slack:T:C:1.2")
+    assert await task == "new message"
+
+
 def test_stop_words_are_matched_without_case_mention_or_punctuation() -> None:
     assert stop_word_of("<@UBOT> Stop!") == "stop"
     assert stop_word_of("@support_bot  STOP.") == "stop"
