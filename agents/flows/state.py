@@ -26,8 +26,8 @@ from typing import Any
 
 from gateway.core.store.base import Store
 
-#: How long a version claim lives: longer than any turn (it only has to stop a concurrent one).
-CLAIM_TTL = 24 * 3600.0
+#: How long a version claim lives: longer than any turn (GATEWAY_TURN_TIMEOUT, 300 s); it only stops a concurrent one.
+CLAIM_TTL = 3600.0
 
 
 class FlowConflict(Exception):
