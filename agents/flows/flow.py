@@ -123,7 +123,7 @@ class Flow:
             step = self.steps[str(s.step)]
             if step.model is not None and not await self._collect(ctx, agent, step, s, text, turn):
                 return s
-            if step.model is None:
+            if step.model is None and step.text(s.data).strip():
                 turn.replies.append(step.text(s.data))
             s = self._go(step, s)
             if s.done:
@@ -148,7 +148,8 @@ class Flow:
             return True
         if s.asked and len(still) < len(step.fields):
             return self._ask(step, s, turn, "Still needed: " + ", ".join(slots.label(step.model, f) for f in still))
-        return self._ask(step, s, turn, step.text(s.data))
+        question = step.text(s.data) or "Please tell me your " + ", ".join(slots.label(step.model, f) for f in still)
+        return self._ask(step, s, turn, question)
 
     async def _take(
         self, ctx: TurnContext, agent: Agent, step: Step, s: FlowState, text: str, missing: list[str]

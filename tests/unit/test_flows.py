@@ -152,6 +152,11 @@ async def test_a_step_with_its_own_model_and_a_validator_message() -> None:
     assert await chat.say("30") == ["Welcome, 30."]
 
 
+async def test_a_step_without_a_prompt_asks_for_its_fields_by_their_description() -> None:
+    flow = Flow("c", steps=[Step("quiet"), Step("c", collect=Contact)])
+    assert await Chat(flow).say("hi") == ["Please tell me your email address"]
+
+
 async def test_a_pattern_field_is_found_inside_a_sentence() -> None:
     flow = Flow("c", steps=[Step("c", collect=Contact, prompt="Your email?"), Step("d", prompt="Got {email}.")])
     chat = Chat(flow)
