@@ -167,7 +167,7 @@ class Flow:
             answer = await model_step.fill(ctx, agent.model_for(ctx), prompt, step, s.data, still, text)
             more = slots.validate(step.model, s.data, answer.slots)
             s.data.update(more.values)
-            filled.errors.update(more.errors)
+            filled.errors = {k: v for k, v in filled.errors.items() if k not in more.values} | more.errors
             said = answer.text if not answer.slots else None
         return filled.errors, said
 

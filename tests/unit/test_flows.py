@@ -338,3 +338,11 @@ async def test_an_agent_with_a_flow_uses_its_instructions_and_model() -> None:
     assert await chat.say("never came") == ["How can we reach you? (email or phone)"]
     [(messages, _)] = model.requests
     assert messages[0]["content"].startswith("You are Acme's assistant.\n\nYou take support tickets for Acme.")
+
+
+async def test_a_value_the_model_fills_validly_replaces_a_refused_typed_one() -> None:
+    model = Model(fill(seat=12))
+    flow = Flow("s", schema=Trip, model=model, steps=[Step("seat", collect=["seat"], prompt="Seat?", free_text=True)])
+    chat = Chat(flow)
+    assert await chat.say("row 999 is full, give me seat twelve") == []
+    assert (await chat.state()).data == {"seat": 12}
