@@ -24,7 +24,7 @@ Agents:
           model), every later one is at a free-text step: the flow state read (GET), a model call
           (system + 10-turn window + the message, fill_slots offered; the fake answers in text, so the
           step stays), the version claim (SET NX) and the state write (SET). Its store calls are
-          timed as "flow_state".
+          timed as "flow_state" (and one by one: flow_get, flow_claim, flow_put).
 
 Usage accounting is on as in `gateway consume` (consumers/usage.py UsageLedger: the turn's route and
 budget terms before it, its tokens added to the usage hashes after it, timed as "usage"); --no-usage
@@ -162,7 +162,8 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
     )
 
     # Timers around the model call, the history read and the record (the turns run one at a time).
-    acc = {"model": 0.0, "model_cpu": 0.0, "tail": 0.0, "push": 0.0, "publish": 0.0, "flow": 0.0, "usage": 0.0}
+    acc = {"model": 0.0, "model_cpu": 0.0, "tail": 0.0, "push": 0.0, "publish": 0.0}
+    acc |= {"flow_get": 0.0, "flow_claim": 0.0, "flow_put": 0.0, "usage": 0.0}
 
     def timed(name: str, fn: Any) -> Any:
         async def wrapper(*a: Any, **kw: Any) -> Any:
@@ -182,9 +183,9 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
     store.push = timed("push", store.push)  # type: ignore[method-assign]
     publisher.outbound = timed("publish", publisher.outbound)  # type: ignore[method-assign]
     # The flow state's calls (nothing else in this process uses get, claim or put) and the usage record.
-    store.get = timed("flow", store.get)  # type: ignore[method-assign]
-    store.claim = timed("flow", store.claim)  # type: ignore[method-assign]
-    store.put = timed("flow", store.put)  # type: ignore[method-assign]
+    store.get = timed("flow_get", store.get)  # type: ignore[method-assign]
+    store.claim = timed("flow_claim", store.claim)  # type: ignore[method-assign]
+    store.put = timed("flow_put", store.put)  # type: ignore[method-assign]
     store.hincr = timed("usage", store.hincr)  # type: ignore[method-assign]
 
     async def settle(how: str) -> None:
@@ -250,7 +251,10 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
                     ("history_read", acc["tail"]),
                     ("record", acc["push"]),
                     ("outbound_publish", acc["publish"]),
-                    ("flow_state", acc["flow"]),
+                    ("flow_state", acc["flow_get"] + acc["flow_claim"] + acc["flow_put"]),
+                    ("flow_get", acc["flow_get"]),
+                    ("flow_claim", acc["flow_claim"]),
+                    ("flow_put", acc["flow_put"]),
                     ("usage", acc["usage"]),
                 ):
                     s.setdefault(f"{name}_all", []).append(v)
