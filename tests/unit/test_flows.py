@@ -346,3 +346,25 @@ async def test_a_value_the_model_fills_validly_replaces_a_refused_typed_one() ->
     chat = Chat(flow)
     assert await chat.say("row 999 is full, give me seat twelve") == []
     assert (await chat.state()).data == {"seat": 12}
+
+
+#: The ticket flow's steps in a flow no other test gives a model (loaded by import path below).
+UNCONFIGURED = Flow("ticket", schema=Ticket, steps=list(ticket_flow.steps.values()))
+
+
+def test_gateway_toml_loads_a_flow_and_says_when_its_free_text_has_no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.registry import agents_and_problems
+    from gateway.core.config import AgentConfig, GatewayFile
+    from gateway.core.settings import Settings
+
+    file = GatewayFile(agents={"ticket": AgentConfig(path="tests.unit.test_flows:UNCONFIGURED")})
+    _, problems = agents_and_problems(Settings(), file)
+    assert [p for p in problems if "ticket" in p] == [
+        "agent 'ticket': agent 'ticket' has no model: pass model=... or set GATEWAY_LLM_MODEL"
+    ]
+    monkeypatch.setenv("GATEWAY_LLM_MODEL", "gpt-4o-mini")
+    assert agents_and_problems(Settings(), file)[1] == []
+    with_provider = GatewayFile(agents={"ticket": AgentConfig(path="examples.ticket_flow:flow", model="gpt-4o")})
+    loaded, problems = agents_and_problems(Settings(), with_provider)
+    assert problems == []
+    assert loaded["ticket"].instance() is ticket_flow
