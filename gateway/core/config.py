@@ -128,6 +128,8 @@ class RouteConfig(BudgetConfig):
     agent: str | None = None
     key: KeyGranularity = "thread"
     busy: BusyPolicy = "queue"
+    #: Stream answers as they are written (None: ``GATEWAY_STREAM``); see agents/streaming.py.
+    stream: bool | None = None
     #: The route's name in usage counts (``gateway status --usage``, metrics); default platform:bot:channel.
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:*-]{1,64}$")
     #: This route's own model key (bring your own key): replaces the agent's primary provider key.
