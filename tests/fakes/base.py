@@ -38,6 +38,7 @@ __all__ = [
     "FakeServer",
     "Injection",
     "InjectionKind",
+    "Shown",
     "json_response",
     "read_request_args",
     "run_cli",
@@ -350,17 +351,48 @@ class FakeServer:
         return json_response({"ok": True})
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a user could see at ``at`` (``time.monotonic()``): ``message`` in ``chat`` showed ``text``.
+
+    ``message`` is the platform's id (Slack ``ts``, Telegram ``message_id``; ``draft:N`` for a Telegram
+    draft, which is not a message); ``final`` is False while a stream or draft is still open on it."""
+
+    at: float
+    chat: str
+    message: str
+    text: str
+    final: bool = True
+
+
 class ChatFake(FakeServer):
     """Base class of the chat platforms' fakes: also keeps the messages and reactions it accepted.
 
     A subclass appends the (decoded) arguments of each message post it accepts to ``_messages``
     and of each reaction to ``_reactions``; rejected attempts are not kept. :meth:`reset` forgets them.
+    Every change of visible text (a post, an edit, a streamed append, a draft) is in ``timeline``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self._messages: list[dict[str, Any]] = []
         self._reactions: list[dict[str, Any]] = []
+        self.timeline: list[Shown] = []
+
+    def show(self, chat: Any, message: Any, text: str, *, final: bool = True) -> None:
+        self.timeline.append(Shown(time.monotonic(), str(chat), str(message), text, final))
+
+    def screen(self, chat: Any) -> dict[str, str]:
+        """What each message of ``chat`` shows now (drafts included), in the order they appeared."""
+        out: dict[str, str] = {}
+        for s in self.timeline:
+            if s.chat == str(chat):
+                out[s.message] = s.text
+        return out
+
+    def steps(self, chat: Any, message: Any) -> list[Shown]:
+        """Every text ``message`` of ``chat`` showed, in order."""
+        return [s for s in self.timeline if s.chat == str(chat) and s.message == str(message)]
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -381,6 +413,7 @@ class ChatFake(FakeServer):
         super().reset()
         self._messages.clear()
         self._reactions.clear()
+        self.timeline.clear()
 
 
 async def read_request_args(

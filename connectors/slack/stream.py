@@ -1,0 +1,144 @@
+"""A streamed answer in a Slack thread: ``chat.startStream`` / ``appendStream`` / ``stopStream``, else
+``chat.postMessage`` then ``chat.update``.
+
+Followed: the docs.slack.dev reference of chat.startStream, chat.appendStream and chat.stopStream, as
+slack_sdk 3.48's ``AsyncWebClient.chat_startStream`` etc. send them (JSON bodies). A streamed message is a
+reply (``thread_ts`` required); ``recipient_team_id`` and ``recipient_user_id`` are required in channels;
+``markdown_text`` is at most 12,000 characters a call; a stream lives about five minutes, after which
+``appendStream``/``stopStream`` answer ``message_not_in_streaming_state`` (``stopped_by_user`` when the user
+stopped it). slack_sdk's ``chat_stream`` helper keeps its state in memory, so it cannot be continued by
+another process: the three methods are called directly, with the state in the store
+(connectors/streaming.py).
+
+When the app or workspace cannot stream (``unknown_method``, ``not_allowed``...), or the answer is not in a
+thread, the stream falls back to post-and-edit for good (``mode = "edit"`` is saved). A long answer is split
+into messages of at most :data:`LIMIT` characters. An ``appendStream`` is the one call that is not
+idempotent: the part is saved as ``unsure`` before it, and a part found unsure (its process died during the
+call) is stopped and rewritten whole with ``chat.update``.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from connectors.streaming import Part, StreamIO, StreamState, split, visible
+from gateway.core.events import ReplyAddress
+
+#: Characters per message: Slack asks to keep a message's text under about 4,000 (chat.update truncates more).
+LIMIT = 4000
+#: Answers of chat.startStream that mean "this app, workspace or conversation cannot stream here".
+NO_STREAMING = frozenset(
+    {
+        "unknown_method",
+        "not_allowed",
+        "not_allowed_token_type",
+        "method_not_supported_for_channel_type",
+        "channel_type_not_supported",
+        "missing_scope",
+        "feature_not_enabled",
+        "invalid_arguments",
+    }
+)
+#: Answers of appendStream/stopStream for a stream that has ended (expired, or stopped by the user).
+STREAM_OVER = frozenset({"message_not_in_streaming_state", "stopped_by_user"})
+
+
+def error_of(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") or "")
+
+
+class SlackStream:
+    def __init__(self, client: AsyncWebClient, token: str | None, to: ReplyAddress, state: StreamState, io: StreamIO):
+        self._client = client
+        self._token = token
+        self._to = to
+        self._state = state
+        self._io = io
+
+    async def show(self, text: str, final: bool) -> None:
+        """Bring the thread up to ``text``."""
+        pieces = split(text, LIMIT)
+        for i, piece in enumerate(pieces):
+            closing = final or i < len(pieces) - 1
+            if not visible(piece):
+                continue
+            if i < len(self._state.parts):
+                part = self._state.parts[i]
+                if not (part.closed and part.text == piece and not part.unsure):
+                    await self._grow(part, piece, closing)
+            else:
+                await self._open(piece, closing)
+
+    async def _open(self, piece: str, closing: bool) -> None:
+        to = self._to
+        if self._state.mode != "edit" and to.thread:
+            await self._io.pace()
+            try:
+                resp = await self._client.chat_startStream(
+                    token=self._token,
+                    channel=to.channel,
+                    thread_ts=to.thread,
+                    markdown_text=piece,
+                    recipient_team_id=to.bot,
+                    recipient_user_id=to.user,
+                )
+            except SlackApiError as exc:
+                if error_of(exc) not in NO_STREAMING:
+                    raise
+            else:
+                part = Part(ref=str(resp.get("ts")), text=piece, native=True)
+                self._state.mode = "native"
+                self._state.parts.append(part)
+                await self._io.save()  # the receipt, before anything else goes out
+                if closing:
+                    await self._stop(part)
+                return
+        self._state.mode = "edit"
+        await self._io.pace()
+        resp = await self._client.chat_postMessage(
+            token=self._token, channel=to.channel, text=piece, thread_ts=to.thread
+        )
+        self._state.parts.append(Part(ref=str(resp.get("ts")), text=piece, closed=closing))
+        await self._io.save()
+
+    async def _grow(self, part: Part, piece: str, closing: bool) -> None:
+        if part.native and not part.unsure and piece.startswith(part.text):
+            delta = piece[len(part.text) :]
+            if not delta or await self._append(part, piece, delta):
+                if closing:
+                    await self._stop(part)
+                return
+        if part.native:  # diverged (a retried turn wrote other text), unsure, or its stream ended
+            await self._stop(part)
+        if part.unsure or part.text != piece:
+            await self._io.pace()
+            await self._client.chat_update(token=self._token, channel=self._to.channel, ts=part.ref, text=piece)
+            part.text, part.unsure = piece, False
+        part.closed = closing
+
+    async def _append(self, part: Part, piece: str, delta: str) -> bool:
+        """Append ``delta``; False when the stream has ended (the caller rewrites the message)."""
+        part.text, part.unsure = piece, True
+        await self._io.save()
+        await self._io.pace()
+        try:
+            await self._client.chat_appendStream(
+                token=self._token, channel=self._to.channel, ts=part.ref, markdown_text=delta
+            )
+        except SlackApiError as exc:
+            if error_of(exc) not in STREAM_OVER:
+                raise
+            part.native = False
+            return False
+        part.unsure = False
+        return True
+
+    async def _stop(self, part: Part) -> None:
+        await self._io.pace()
+        try:
+            await self._client.chat_stopStream(token=self._token, channel=self._to.channel, ts=part.ref)
+        except SlackApiError as exc:
+            if error_of(exc) not in STREAM_OVER:
+                raise
+        part.native, part.closed = False, True
