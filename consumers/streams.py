@@ -76,7 +76,6 @@ class Streams:
             return {"already": True}
         io = _IO(self._store, key, state, self._limiter, message)
         await streamer(message, state, io)
-        if message.final:
-            state.done = True
-            await io.save()
+        state.done = message.final
+        await io.save()
         return {"mode": state.mode, "parts": [p.ref for p in state.parts]}

@@ -82,6 +82,9 @@ class WebhookSourceConfig(_Strict):
     type_pointer: str | None = "/type"
     reply_url: str | None = None
     reply_secret_env: str | None = None
+    #: A streamed answer as signed ``agent.reply.delta`` callbacks and then the final ``agent.reply``
+    #: (``chunked``), or the final callback only (``final``, the default).
+    stream: Literal["final", "chunked"] = "final"
 
     def secrets(self, name: str) -> list[SecretStr]:
         raw = _secret_from_env(self.secret_env, f"webhook source {name!r} secret")
