@@ -6,7 +6,9 @@ and changes a :class:`StreamState` (the platform messages the stream has made, a
 ``io.save()`` after every platform call, so the receipt (Slack ``ts``, Telegram ``message_id``) is in the
 store before the next call goes out. A consumer that takes over a stream after a crash loads that state and
 continues the same messages: it never starts a second one. The one window left is between a call that
-creates a message and its save (a crash there, rare, shows the start twice).
+creates a message and its save: Slack saves its intent first and looks the message up in the thread when it
+finds one (connectors/slack/stream.py); a Telegram bot cannot read its chat, so there a crash in that moment
+(as for any reply) shows the start twice. In Telegram private chats the answer is a draft until it is whole.
 
 Long answers are split at the platform's limit (:func:`split`) into parts, one platform message each.
 """

@@ -12,9 +12,12 @@ another process: the three methods are called directly, with the state in the st
 
 When the app or workspace cannot stream (``unknown_method``, ``not_allowed``...), or the answer is not in a
 thread, the stream falls back to post-and-edit for good (``mode = "edit"`` is saved). A long answer is split
-into messages of at most :data:`LIMIT` characters. An ``appendStream`` is the one call that is not
-idempotent: the part is saved as ``unsure`` before it, and a part found unsure (its process died during the
-call) is stopped and rewritten whole with ``chat.update``.
+into messages of at most :data:`LIMIT` characters.
+
+Calls that are not idempotent are announced in the store first: a part is saved (without its ``ts``) before
+the call that creates its message, and found that way it is looked up in the thread (``conversations.replies``)
+before a second one is made; a part is saved as ``unsure`` before an ``appendStream``, and found unsure (its
+process died during the call) it is stopped and rewritten whole with ``chat.update``.
 """
 
 from __future__ import annotations
@@ -63,22 +66,27 @@ class SlackStream:
             closing = final or i < len(pieces) - 1
             if not visible(piece):
                 continue
-            if i < len(self._state.parts):
-                part = self._state.parts[i]
-                if not (part.closed and part.text == piece and not part.unsure):
-                    await self._grow(part, piece, closing)
-            else:
-                await self._open(piece, closing)
+            if i == len(self._state.parts):
+                part = Part(text=piece, unsure=True, native=self._state.mode != "edit" and bool(self._to.thread))
+                self._state.parts.append(part)
+                await self._io.save()  # the intent, so that a crash during the call is found out (_adopt)
+                await self._create(part, piece, closing)
+                continue
+            part = self._state.parts[i]
+            if not part.ref and not await self._adopt(part):
+                await self._create(part, piece, closing)
+            elif not (part.closed and part.text == piece and not part.unsure):
+                await self._grow(part, piece, closing)
 
-    async def _open(self, piece: str, closing: bool) -> None:
+    async def _create(self, part: Part, piece: str, closing: bool) -> None:
         to = self._to
-        if self._state.mode != "edit" and to.thread:
+        if part.native:
             await self._io.pace()
             try:
                 resp = await self._client.chat_startStream(
                     token=self._token,
                     channel=to.channel,
-                    thread_ts=to.thread,
+                    thread_ts=to.thread or "",
                     markdown_text=piece,
                     recipient_team_id=to.bot,
                     recipient_user_id=to.user,
@@ -86,10 +94,12 @@ class SlackStream:
             except SlackApiError as exc:
                 if error_of(exc) not in NO_STREAMING:
                     raise
+                part.native = False
+                self._state.mode = "edit"
+                await self._io.save()
             else:
-                part = Part(ref=str(resp.get("ts")), text=piece, native=True)
+                part.ref, part.text, part.unsure = str(resp.get("ts")), piece, False
                 self._state.mode = "native"
-                self._state.parts.append(part)
                 await self._io.save()  # the receipt, before anything else goes out
                 if closing:
                     await self._stop(part)
@@ -99,10 +109,37 @@ class SlackStream:
         resp = await self._client.chat_postMessage(
             token=self._token, channel=to.channel, text=piece, thread_ts=to.thread
         )
-        self._state.parts.append(Part(ref=str(resp.get("ts")), text=piece, closed=closing))
+        part.ref, part.text, part.unsure, part.closed = str(resp.get("ts")), piece, False, closing
         await self._io.save()
 
+    async def _adopt(self, part: Part) -> bool:
+        """A part whose creation was under way when its process died: find the message it made, if it did.
+
+        The thread's bot messages since the inbound one (``conversations.replies``, which needs the history
+        scope of the conversation type) are searched for one that shows exactly the intended text and belongs to
+        no other part. Found: it is this part's, and the stream goes on appending to it (or rewrites it with
+        ``chat.update`` if its stream has ended meanwhile). Not found, or the replies
+        cannot be read: it is made now (without the scope, a crash in that moment can show the start twice)."""
+        to = self._to
+        if not to.thread:
+            return False
+        try:
+            resp = await self._client.conversations_replies(
+                token=self._token, channel=to.channel, ts=to.thread, oldest=to.message or to.thread, limit=200
+            )
+        except SlackApiError:
+            return False
+        taken = {p.ref for p in self._state.parts if p.ref}
+        for m in resp.get("messages") or []:
+            if m.get("bot_id") and m.get("text") == part.text and str(m.get("ts")) not in taken:
+                part.ref, part.unsure = str(m["ts"]), False
+                await self._io.save()
+                return True
+        return False
+
     async def _grow(self, part: Part, piece: str, closing: bool) -> None:
+        if not closing and part.text.startswith(piece) and not part.unsure:
+            return  # a retried turn catching up with what an earlier attempt showed: nothing to take back
         if part.native and not part.unsure and piece.startswith(part.text):
             delta = piece[len(part.text) :]
             if not delta or await self._append(part, piece, delta):

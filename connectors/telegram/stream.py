@@ -67,6 +67,8 @@ class TelegramStream:
                 await self._grow(i, part, piece, closing)
 
     async def _grow(self, i: int, part: Part, piece: str, closing: bool) -> None:
+        if not closing and part.text.startswith(piece):
+            return  # a retried turn catching up with what an earlier attempt showed: nothing to take back
         if part.ref:  # a message: edit it
             if part.text != piece:
                 await self._edit(part, piece)

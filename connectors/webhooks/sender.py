@@ -65,6 +65,8 @@ class WebhookSender:
             state.parts.append(Part())
             state.mode = "native"
         part = state.parts[0]
+        if part.text.startswith(message.text):
+            return  # nothing new (a retried turn catching up with what was delivered)
         offset = len(part.text) if message.text.startswith(part.text) else 0
         delta = message.text[offset:]
         if not delta:

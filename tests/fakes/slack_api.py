@@ -35,6 +35,7 @@ Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` p
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -175,6 +176,7 @@ class FakeSlack(ChatFake):
             "chat.postEphemeral": self._chat_post_ephemeral,
             "reactions.add": self._reactions_add,
             "assistant.threads.setStatus": self._assistant_set_status,
+            "conversations.replies": self._conversations_replies,
             **(
                 {
                     "chat.startStream": self._chat_start_stream,
@@ -193,8 +195,9 @@ class FakeSlack(ChatFake):
         return json_response(answer)
 
     def _next_ts(self) -> str:
-        self._ts_counter += 100
-        return f"{1700000000 + self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
+        # Like Slack's: the time of posting in microseconds, unique per channel (here: across the fake).
+        self._ts_counter = max(self._ts_counter + 1, int(time.time() * 1_000_000))
+        return f"{self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -238,6 +241,21 @@ class FakeSlack(ChatFake):
         self._messages.append(args)
         self.show(channel, ts, message["text"])
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The bot's messages of a thread (the fake keeps no others), oldest first; ``oldest`` bounds them."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not ts:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        found = [
+            dict(m)
+            for (c, mts), m in sorted(self._posted.items(), key=lambda kv: float(kv[0][1]))
+            if c == channel and (m.get("thread_ts") == ts or mts == ts) and float(mts) >= oldest
+        ]
+        return {"ok": True, "messages": found, "has_more": False}
 
     def _chat_start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel"):

@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors.slack.sender import SlackSender
 from connectors.slack.stream import LIMIT
-from connectors.streaming import StreamState, split
+from connectors.streaming import Part, StreamState, split
 from gateway.core.errors import SendError
 from gateway.core.events import OutboundMessage, ReplyAddress
 from tests.fakes.slack_api import FakeSlack
@@ -129,6 +129,45 @@ async def test_a_stream_continues_from_its_saved_state(slack: FakeSlack, sender:
         await other.close()
     (message,) = slack.created("C1", TO.thread or "")
     assert message["text"] == "The answer is 42."
+
+
+async def test_a_message_made_just_before_a_crash_is_found_not_made_twice(
+    slack: FakeSlack, sender: SlackSender
+) -> None:
+    """The intent was saved, the stream started, the process died before saving its ts: the next owner finds
+    the message in the thread and continues it."""
+    saved = Saved()
+    state = saved.load()
+    state.parts.append(Part(text="The ans", unsure=True, native=True))
+    await saved.save()
+    client = AsyncWebClient(token="xoxb-unit", base_url=slack.base_url)
+    started = await client.chat_startStream(channel="C1", thread_ts=TO.thread or "", markdown_text="The ans")
+    await push(sender, saved, "The answer", 2)
+    await push(sender, saved, "The answer is 42.", 3, final=True)
+    (message,) = slack.created("C1", TO.thread or "")
+    assert message["ts"] == started["ts"]
+    assert message["text"] == "The answer is 42."
+
+
+async def test_a_message_never_made_is_made_on_resume(slack: FakeSlack, sender: SlackSender) -> None:
+    saved = Saved()
+    saved.load().parts.append(Part(text="The ans", unsure=True, native=True))
+    await saved.save()
+    await push(sender, saved, "The answer", 2, final=True)
+    (message,) = slack.created("C1", TO.thread or "")
+    assert message["text"] == "The answer"
+
+
+async def test_a_retried_turn_catching_up_changes_nothing(slack: FakeSlack, sender: SlackSender) -> None:
+    saved = Saved()
+    await push(sender, saved, "The answer is", 1)
+    calls = len(slack.calls)
+    await push(sender, saved, "The", 1)  # the retry's first snapshot: behind what is shown
+    assert len(slack.calls) == calls
+    await push(sender, saved, "The answer is 42.", 2, final=True)
+    (message,) = slack.created("C1", TO.thread or "")
+    assert [s.text for s in slack.steps("C1", message["ts"])][-1] == "The answer is 42."
+    assert "chat.update" not in [c.method for c in slack.calls]
 
 
 async def test_an_append_that_may_have_happened_is_repaired_whole(slack: FakeSlack, sender: SlackSender) -> None:
