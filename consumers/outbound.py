@@ -79,6 +79,14 @@ class OutboundWorker:
         to = message.to
         return f"{to.platform}:{to.bot}:{to.channel}"
 
+    def arrive(self, delivery: Delivery) -> str:
+        """On arrival, in queue order: the delivery's lane (:meth:`lane_key`); a stream snapshot is noted as the
+        newest of its stream (consumers/streams.py)."""
+        key = self.lane_key(delivery)
+        if isinstance(delivery.prepared, OutboundMessage):
+            self._streams.arrived(delivery.prepared)
+        return key
+
     async def run(self, _chat: str, deliveries: list[Delivery]) -> None:
         stale = superseded(deliveries)
         for i, d in enumerate(deliveries):
@@ -116,6 +124,9 @@ class OutboundWorker:
         if message.action == "typing":
             await self._typing(platform, message)
             await d.ack()
+            return
+        if message.action == "stream" and self._streams.stale(message):
+            await d.ack()  # a newer snapshot of its stream is already shown
             return
         if may_be_sent(d) and await self._store.get(sent_marker(message.id)) is not None:
             self._metrics.outbound_duplicates.labels(message.to.platform).inc()

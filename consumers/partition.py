@@ -58,7 +58,7 @@ class PartitionWorker:
         return delivery.headers.get("busy") == "collect"
 
     async def _on_outbound(self, delivery: Delivery) -> None:
-        self.sends.submit(OutboundWorker.lane_key(delivery), delivery)
+        self.sends.submit(self._sender.arrive(delivery), delivery)
 
     async def stop(self, *, grace: float) -> None:
         """Hand the partition back: finish in-flight work within ``grace``, return the rest."""

@@ -142,9 +142,11 @@ class SlackStream:
             return  # a retried turn catching up with what an earlier attempt showed: nothing to take back
         if part.native and not part.unsure and piece.startswith(part.text):
             delta = piece[len(part.text) :]
-            if not delta or await self._append(part, piece, delta):
+            if not delta:
                 if closing:
                     await self._stop(part)
+                return
+            if await self._append(part, piece, delta, stop=closing):
                 return
         if part.native:  # diverged (a retried turn wrote other text), unsure, or its stream ended
             await self._stop(part)
@@ -154,21 +156,26 @@ class SlackStream:
             part.text, part.unsure = piece, False
         part.closed = closing
 
-    async def _append(self, part: Part, piece: str, delta: str) -> bool:
-        """Append ``delta``; False when the stream has ended (the caller rewrites the message)."""
+    async def _append(self, part: Part, piece: str, delta: str, *, stop: bool) -> bool:
+        """Append ``delta`` (with ``stop``: in the ``chat.stopStream`` that ends the stream, one call for both);
+        False when the stream has ended (the caller rewrites the message)."""
         part.text, part.unsure = piece, True
         await self._io.save()
         await self._io.pace()
+        channel, ts = self._to.channel, part.ref
         try:
-            await self._client.chat_appendStream(
-                token=self._token, channel=self._to.channel, ts=part.ref, markdown_text=delta
-            )
+            if stop:
+                await self._client.chat_stopStream(token=self._token, channel=channel, ts=ts, markdown_text=delta)
+            else:
+                await self._client.chat_appendStream(token=self._token, channel=channel, ts=ts, markdown_text=delta)
         except SlackApiError as exc:
             if error_of(exc) not in STREAM_OVER:
                 raise
             part.native = False
             return False
         part.unsure = False
+        if stop:
+            part.native, part.closed = False, True
         return True
 
     async def _stop(self, part: Part) -> None:

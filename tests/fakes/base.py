@@ -11,6 +11,7 @@ Control endpoints, present on every fake so a test in another process can drive 
 * ``POST /_inject`` with ``{"kind": "rate_limit"|"fail"|"delay", "n": 1, "retry_after": 1,
   "status": 500, "seconds": 0.5, "method": null}``
 * ``POST /_reset`` forgets recorded calls and pending injections.
+* ``GET /_timeline`` (chat fakes) -> every visible change of text, with its ``at``.
 
 A call is recorded (and waiters woken) once its answer is decided, before an injected delay, so
 ``wait_for_calls`` also sees calls whose answer is being held back. ``Call.at`` is
@@ -144,9 +145,7 @@ class FakeServer:
             return self
         self._cond = asyncio.Condition()
         app = web.Application(client_max_size=32 * 1024 * 1024)
-        app.router.add_get("/_calls", self._get_calls)
-        app.router.add_post("/_inject", self._post_inject)
-        app.router.add_post("/_reset", self._post_reset)
+        self.add_control_routes(app)
         self.add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -175,6 +174,11 @@ class FakeServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def add_control_routes(self, app: web.Application) -> None:
+        app.router.add_get("/_calls", self._get_calls)
+        app.router.add_post("/_inject", self._post_inject)
+        app.router.add_post("/_reset", self._post_reset)
 
     # ------------------------------------------------------------------ to override
     def add_routes(self, app: web.Application) -> None:
@@ -389,6 +393,14 @@ class ChatFake(FakeServer):
             if s.chat == str(chat):
                 out[s.message] = s.text
         return out
+
+    def add_control_routes(self, app: web.Application) -> None:
+        super().add_control_routes(app)
+        app.router.add_get("/_timeline", self._get_timeline)
+
+    async def _get_timeline(self, request: web.Request) -> web.Response:
+        """``GET /_timeline`` -> ``{"timeline": [{"at", "chat", "message", "text", "final"}, ...]}``."""
+        return json_response({"timeline": [asdict(s) for s in self.timeline]})
 
     def steps(self, chat: Any, message: Any) -> list[Shown]:
         """Every text ``message`` of ``chat`` showed, in order."""

@@ -148,6 +148,9 @@ class FakeOpenAI(FakeServer):
         self._request_ids = itertools.count(1)
         #: Seconds between two chunks of a streamed answer.
         self.stream_delay = 0.0
+        #: A whole (not streamed) answer also takes ``stream_delay`` per chunk it would have streamed, as a
+        #: real model takes as long to write an answer whether it streams it or not.
+        self.pace_whole = False
 
     def script(self, handler: Handler) -> None:
         """Answer every following completion request with ``handler(request_body)``."""
@@ -177,10 +180,14 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/_config", self._post_config)
 
     async def _post_config(self, request: web.Request) -> web.StreamResponse:
-        """Process mode: ``{"stream_delay": 0.02}``."""
+        """Process mode: ``{"stream_delay": 0.02, "pace_whole": true, "answer": "always this"}``."""
         try:
             spec = await request.json()
             self.stream_delay = float(spec.get("stream_delay", self.stream_delay))
+            self.pace_whole = bool(spec.get("pace_whole", self.pace_whole))
+            if "answer" in spec:
+                answer = str(spec["answer"])
+                self.script(lambda req: text_reply(answer))
         except (ValueError, TypeError, AttributeError) as exc:
             return json_response({"ok": False, "error": repr(exc)}, status=400)
         return json_response({"ok": True})
@@ -255,6 +262,8 @@ class FakeOpenAI(FakeServer):
             completion = reply.to_completion(body) if isinstance(reply, ModelReply) else reply
             if body.get("stream") is True:
                 return self._stream(request, completion, bool((body.get("stream_options") or {}).get("include_usage")))
+            if self.pace_whole and self.stream_delay > 0:
+                return self._whole_after(completion, len(stream_chunks(completion, False)) - 1)
             return json_response(completion, headers=self._headers())
 
         return await self.handle(
@@ -273,6 +282,10 @@ class FakeOpenAI(FakeServer):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _whole_after(self, completion: dict[str, Any], chunks: int) -> web.StreamResponse:
+        await asyncio.sleep(self.stream_delay * chunks)
+        return json_response(completion, headers=self._headers())
 
     def _model_object(self, model: str) -> dict[str, Any]:
         return {"id": model, "object": "model", "created": 1700000000, "owned_by": "fake-openai"}
