@@ -180,3 +180,72 @@ async def test_openai_stream_errors_are_model_errors(oai: FakeOpenAI) -> None:
         assert err.value.retry_after == 3
     finally:
         await model.close()
+
+
+async def test_an_anthropic_agent_streams_into_ctx_stream() -> None:
+    from agents.anthropic_model import AnthropicChat
+    from tests.fakes.anthropic_api import FakeAnthropic
+    from tests.fakes.anthropic_api import text_reply as claude_says
+
+    async with FakeAnthropic(api_key="sk-ant-unit") as fake:
+        fake.script_replies(claude_says("Streamed by Claude, word by word."))
+        model = AnthropicChat("claude-test", api_key="sk-ant-unit", base_url=fake.base_url)
+        agent = Agent("a", model=model)
+        sent: list[OutboundMessage] = []
+        ctx = make_ctx(stream=True, sent=sent)
+        try:
+            await agent.on_event(ctx, ctx.event)
+        finally:
+            await model.close()
+    (final,) = ctx.outbox
+    assert final.action == "stream"
+    assert final.final
+    assert final.text == "Streamed by Claude, word by word."
+    assert all(final.text.startswith(m.text) for m in sent)  # none at all when the answer came at once
+
+
+async def test_a_platform_that_cannot_stream_gets_the_final_text_as_one_reply() -> None:
+    from connectors.platform import Unlimited
+    from consumers.ratelimit import RateLimiter
+    from consumers.streams import Streams
+
+    class Plain:
+        platform = "slack"
+
+        def __init__(self) -> None:
+            self.sent: list[OutboundMessage] = []
+
+        async def send(self, message: OutboundMessage) -> dict[str, Any]:
+            self.sent.append(message)
+            return {"ok": True}
+
+        async def close(self) -> None:
+            return None
+
+    store = MemoryStore("unit")
+    streams = Streams(store, RateLimiter(store, {"slack": Unlimited(why="unit")}))
+    plain = Plain()
+    to = ReplyAddress(platform="slack", bot="T", channel="C")
+    base = OutboundMessage(id="s1", event_id="e", conversation_key="k", action="stream", to=to, text="Hel", seq=1)
+    assert (await streams.push(plain, base))["skipped"]
+    await streams.push(plain, base.model_copy(update={"text": "Hello", "seq": 2, "final": True}))
+    assert [(m.action, m.text) for m in plain.sent] == [("reply", "Hello")]
+
+
+def test_only_the_newest_snapshot_of_a_stream_in_a_batch_is_kept() -> None:
+    from consumers.streams import superseded
+    from gateway.core.bus.base import Delivery
+
+    async def settle(_: str) -> None:
+        return None
+
+    to = ReplyAddress(platform="slack", bot="T", channel="C")
+
+    def d(sid: str, seq: int, final: bool = False, action: str = "stream") -> Delivery:
+        m = OutboundMessage(
+            id=sid, event_id="e", conversation_key="k", action=action, to=to, text="x", seq=seq, final=final
+        )  # type: ignore[arg-type]
+        return Delivery(b"", {}, "0", "x", sid, 0, settle, prepared=m)
+
+    batch = [d("a", 1), d("b", 1), d("a", 2), d("r", 0, action="reply"), d("a", 3, final=True), d("b", 2)]
+    assert superseded(batch) == {0, 1, 2}
