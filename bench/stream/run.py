@@ -1,6 +1,6 @@
 """Webhook to first visible text, streaming against not streaming, in one run.
 
-    /work/venv/bin/python bench/stream/run.py                      # 2 rounds x {plain, stream}, 100 conversations
+    python bench/stream/run.py                                     # 2 rounds x {plain, stream}, 100 conversations
     python bench/stream/run.py --rounds 1 --conversations 100 --tokens 50 --gap 0.02
 
 Each round starts `gateway dev` on RabbitMQ and Redis (its own namespace, deleted afterwards) with the built-in
