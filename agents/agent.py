@@ -25,13 +25,16 @@ tools (``reply``, ``react``, ``typing``) are offered to the model as tools too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.context import TurnContext
 from agents.models import ChatModel, ModelError, ModelTurn, OpenAIChat, tool_result
 from agents.streaming import ReplyStream
 from agents.tools import Tool, make_tool
 from gateway.core.events import Event
+
+if TYPE_CHECKING:
+    from agents.flows import Flow
 
 
 class AgentError(Exception):
@@ -77,8 +80,11 @@ class Agent:
         *,
         max_rounds: int = 8,
         connector_tools: bool = True,
+        flow: Flow | None = None,
     ) -> None:
         self.name = name
+        #: A declarative flow that runs this agent's turns (agents/flows/); the model serves its free text.
+        self.flow = flow
         self.instructions = instructions
         self.max_rounds = max_rounds
         self.tools: dict[str, Tool] = {}
@@ -103,7 +109,7 @@ class Agent:
 
     def configure(self, *, base_url: str | None, api_key: str | None, default_model: str | None) -> None:
         """Called by the gateway at load time: the model client from settings, unless one was given."""
-        if self._model is None:
+        if self._model is None and (self.flow is None or self.flow.needs_model):
             name = self._model_name or default_model
             if name is None:
                 raise AgentError(f"agent {self.name!r} has no model: pass model=... or set GATEWAY_LLM_MODEL")
@@ -137,6 +143,9 @@ class Agent:
         return messages
 
     async def on_event(self, ctx: TurnContext, event: Event) -> None:
+        if self.flow is not None:
+            await self.flow.run(ctx, self)
+            return
         messages = await self.messages_for(ctx)
         schemas = [t.schema for t in self.tools.values()]
         model = self.model_for(ctx)
