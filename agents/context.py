@@ -2,7 +2,8 @@
 
 Replies are collected during the turn and published (confirmed) when the
 turn succeeds, so a failing turn never leaves a half-answer behind; the
-dispatcher retries the whole turn. Each outbound message's id is derived from
+dispatcher retries the whole turn. A streamed reply (``ctx.stream()``,
+agents/streaming.py) shows while it is written and is finished the same way. Each outbound message's id is derived from
 the inbound message and its position in the turn, so a redelivered or
 replayed turn produces the same ids and the sender posts nothing twice.
 """
@@ -20,6 +21,7 @@ import orjson
 import structlog
 
 from agents.memory import Memory
+from agents.streaming import ReplyStream
 from agents.usage import Usage
 from gateway.core.events import Event, OutboundMessage
 from gateway.core.store.base import Store
@@ -132,6 +134,10 @@ class TurnContext(SessionContext):
         self.status_shown = False
         #: Set once the user sees text of this turn's answer (a stream's first snapshot): typing stops then.
         self.text_visible = asyncio.Event()
+        #: The route streams answers (``stream = true`` / ``GATEWAY_STREAM``): ``stream()`` shows text live.
+        self.streaming = any(e.stream for e in events)
+        #: Every stream this turn opened, in order.
+        self.streams: list[ReplyStream] = []
 
     def on_interrupt(self, finalize: Finalizer) -> None:
         """Register what ends a reply that is already visible (a stream, a message being edited) when the
@@ -144,6 +150,14 @@ class TurnContext(SessionContext):
         """End the stopped turn's partial reply with ``marker``: through the registered finalizers when one
         closed a visible reply, else on the last collected reply, else as a reply of its own."""
         closed = False
+        for stream in self.streams:  # a streamed reply shows already: it ends with the marker
+            if stream.finished:
+                continue
+            if stream.text.strip() and marker:
+                await stream.finish(f"{stream.text.rstrip()} {marker}")
+                closed = True
+            else:
+                await stream.finish()
         for finalize in self._finalizers:
             try:
                 closed = await finalize(marker) or closed
@@ -153,7 +167,7 @@ class TurnContext(SessionContext):
             return
         for i in range(len(self.outbox) - 1, -1, -1):
             message = self.outbox[i]
-            if message.action == "reply":
+            if message.action in ("reply", "stream"):
                 text = f"{message.text.rstrip()} {marker}"
                 self.outbox[i] = message.model_copy(update={"text": text})
                 return
@@ -192,6 +206,26 @@ class TurnContext(SessionContext):
         message = self._message("reply", text=text, extra=extra)
         self.outbox.append(message)
         return message.id
+
+    def stream(self) -> ReplyStream:
+        """A reply written piece by piece: ``async with ctx.stream() as s: await s.write(delta)``.
+
+        On a streaming route the text shows as it is written (agents/streaming.py); elsewhere it is one
+        ordinary reply when the stream finishes. Its id comes from the same sequence as ``reply``'s."""
+        publish = self._snapshot if self.streaming else None
+        stream = ReplyStream(self._message("stream"), publish=publish, on_finish=self.outbox.append)
+        self.streams.append(stream)
+        return stream
+
+    async def _snapshot(self, message: OutboundMessage) -> None:
+        """A stream's snapshot goes out now; from the first one the user sees text, so typing stops."""
+        await self._send_now(message)
+        self.mark_text_visible()
+
+    async def finish_streams(self) -> None:
+        """Finish every open stream with the text it has (a turn cut short keeps its partial answer)."""
+        for stream in self.streams:
+            await stream.finish()
 
     async def react(self, emoji: str) -> str:
         """React to the inbound message (Slack reaction name like ``eyes``; Telegram emoji like 👀)."""
@@ -242,4 +276,4 @@ class TurnContext(SessionContext):
 
     @property
     def replies(self) -> list[str]:
-        return [m.text for m in self.outbox if m.action == "reply"]
+        return [m.text for m in self.outbox if m.action in ("reply", "stream")]

@@ -328,13 +328,19 @@ class Dispatcher:
         ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
         typing = asyncio.create_task(self._keep_typing(ctx)) if self._cfg.typing_every > 0 else None
         try:
-            with self.interrupts.running(key, events) as running:
-                # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
-                if self._usage is None or await self._usage.admit(agent, ctx):
-                    await inst.agent.on_event(ctx, ctx.event)
-            if running.reason is not None:
-                ctx.interrupted = running.reason
-                await ctx.finalize_interrupted(self._cfg.interrupt_marker)
+            # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
+            try:
+                with self.interrupts.running(key, events) as running:
+                    if self._usage is None or await self._usage.admit(agent, ctx):
+                        await inst.agent.on_event(ctx, ctx.event)
+                if running.reason is not None:  # stopped: what it had, its stream too, ends with the marker
+                    ctx.interrupted = running.reason
+                    await ctx.finalize_interrupted(self._cfg.interrupt_marker)
+                await ctx.finish_streams()  # a stream the agent left open ends with the turn
+            except BaseException:
+                for stream in ctx.streams:  # unfinished: the retry continues the same platform message
+                    await asyncio.shield(stream.abandon())
+                raise
             if ctx.status_shown:  # after the replies: the indicator goes (Slack agent sessions: "active")
                 ctx.outbox.append(self._done(ctx.event))
             return ctx
@@ -392,7 +398,7 @@ class Dispatcher:
         ctx: TurnContext | None = None,
     ) -> None:
         records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None) for e in events]
-        records += [Turn("assistant", m.text, m.event_id) for m in outbox if m.action == "reply"]
+        records += [Turn("assistant", m.text, m.event_id) for m in outbox if m.action in ("reply", "stream")]
         if ctx is not None:
             records = with_what_was_done(records, len(events), ctx)
         turns = [t.to_json() for t in records]

@@ -96,6 +96,8 @@ class Event(_Frozen):
     #: ``stop``: this event asks to stop the conversation's running turn (a route's stop word, Slack's
     #: Stop button); it starts no turn itself (its ``skip_reason`` is "stop").
     control: Literal["stop"] | None = None
+    #: The route streams its answers (``stream = true`` in ``gateway.toml`` or ``GATEWAY_STREAM=1``).
+    stream: bool = False
     sender: Sender | None = None
     text: str = ""
     reply_to: ReplyAddress
@@ -112,7 +114,7 @@ class Event(_Frozen):
         return self.skip_reason is None and self.kind in CONVERSATIONAL
 
 
-OutboundAction = Literal["reply", "react", "typing", "edit", "status", "prompts", "title", "done"]
+OutboundAction = Literal["reply", "react", "typing", "edit", "status", "prompts", "title", "done", "stream"]
 #: Best effort, sent at once and never retried, paced or dead-lettered: what a platform cannot show is dropped
 #: (a sender lists what it shows in ``ambient``). ``status``: "is thinking…" while the agent works;
 #: ``prompts``/``title``: an assistant thread's suggested prompts and title; ``done``: the turn ended, clear
@@ -138,4 +140,8 @@ class OutboundMessage(_Frozen):
     emoji: str | None = None
     target_message: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: ``stream`` only: the position of this snapshot in its stream (``text`` is everything written so far,
+    #: not a delta) and whether it is the last one. Every snapshot of a stream shares its ``id``.
+    seq: int = 0
+    final: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

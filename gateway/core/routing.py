@@ -40,14 +40,16 @@ class Route:
     busy: BusyPolicy
     stop_words: frozenset[str] = frozenset()
     session_events: bool = False
+    stream: bool = False
 
 
 class Router:
     """First matching ``[[routes]]`` entry wins; otherwise the default agent with thread keys."""
 
-    def __init__(self, routes: list[RouteConfig], default_agent: str) -> None:
+    def __init__(self, routes: list[RouteConfig], default_agent: str, *, stream: bool = False) -> None:
+        """``stream``: ``GATEWAY_STREAM``, for the default route and every route that does not say."""
         self._routes = routes
-        self._default = Route(agent=default_agent, key="thread", busy="queue")
+        self._default = Route(agent=default_agent, key="thread", busy="queue", stream=stream)
 
     def match(self, address: ReplyAddress) -> RouteConfig | None:
         """The first ``[[routes]]`` entry that claims this address, if any."""
@@ -71,6 +73,7 @@ class Router:
             busy=r.busy,
             stop_words=frozenset(stop_word_of(w) for w in r.stop_words),
             session_events=r.session_events,
+            stream=self._default.stream if r.stream is None else r.stream,
         )
 
     def apply(self, event: Event) -> Event:
@@ -78,10 +81,15 @@ class Router:
         key = conversation_key(event.reply_to, route.key)
         stop = bool(route.stop_words) and event.triggers_turn and stop_word_of(event.text) in route.stop_words
         session = route.session_events and event.kind == EventKind.SESSION and event.skip_reason == "session event"
-        same = key == event.conversation_key and route.agent == event.agent and route.busy == event.busy
-        if same and not stop and not session:
+        same = route.agent == event.agent and route.busy == event.busy and route.stream == event.stream
+        if key == event.conversation_key and same and not stop and not session:
             return event
-        update: dict[str, object] = {"conversation_key": key, "agent": route.agent, "busy": route.busy}
+        update: dict[str, object] = {
+            "conversation_key": key,
+            "agent": route.agent,
+            "busy": route.busy,
+            "stream": route.stream,
+        }
         if session:  # the route wants them: the agent greets, suggests prompts, sets a title
             update["skip_reason"] = None
         if stop:  # the stop word stops the running turn (consumers/interrupts.py) and starts none

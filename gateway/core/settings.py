@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     #: Appended to the partial reply of a turn that was stopped (busy = "interrupt", a stop word, Slack's
     #: Stop button); empty: nothing is added, and a stopped turn that had produced nothing posts nothing.
     interrupt_marker: str = Field("…(stopped)", max_length=200, validation_alias=_env("GATEWAY_INTERRUPT_MARKER"))
+    #: Stream answers as the model writes them, on every route that does not say (``stream`` in a route).
+    stream: bool = Field(False, validation_alias=_env("GATEWAY_STREAM"))
     turn_attempts: int = Field(3, ge=1, validation_alias=_env("GATEWAY_TURN_ATTEMPTS"))
     retry_base: float = Field(1.0, ge=0, validation_alias=_env("GATEWAY_RETRY_BASE"))
     send_attempts: int = Field(5, ge=1, validation_alias=_env("GATEWAY_SEND_ATTEMPTS"))

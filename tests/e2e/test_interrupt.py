@@ -4,6 +4,8 @@
   the later messages are answered in order; nothing is lost; ``gateway history`` says ``interrupted``.
 - A stop word sent to ``gateway serve`` stops the turn running on one of two ``gateway consume`` processes
   (the stop signal crosses processes); the stop itself starts no turn; the next message is answered.
+- A streamed answer that is stopped ends, as the same Slack message, with the marker; in Telegram the typing
+  indicator repeats until the first streamed words show, and not after.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import aiohttp
 import pytest
 
 from gateway.core import samples
-from tests.e2e.conftest import TELEGRAM_SECRET, gateway_env
+from tests.e2e.conftest import SLACK_SECRET, TELEGRAM_SECRET, gateway_env
 from tests.e2e.test_operators import gateway_cli
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess, post
 from tests.support.services import service_env
+from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -162,3 +165,90 @@ async def test_a_stop_word_stops_the_turn_running_on_another_consume_process(
     # ... and it acted on the pub/sub signal from `serve`, not only on the queued copy of the stop
     assert [c.name for c in consumers if '"stop_signal_acted"' in c.logs()] == stopped_in
     assert '"turn_interrupted"' not in serve.logs()
+
+
+STREAM_CONFIG = """
+[agents.streamer]
+path = "tests.e2e.streaming_thinker:agent"
+
+[[routes]]
+platform = "slack"
+channel = "C0STREAM"
+agent = "streamer"
+stream = true
+stop_words = ["stop"]
+
+[[routes]]
+platform = "telegram"
+channel = "4646"
+agent = "streamer"
+stream = true
+"""
+
+
+async def slack_say(gw: GatewayProcess, text: str, *, thread: str, ts: str) -> None:
+    body = samples.slack_message(text, channel="C0STREAM", thread_ts=thread, ts=ts, team="T0DEV")
+    assert await post(f"{gw.url}/slack/events", body, slack_headers(SLACK_SECRET, body)) == 200
+
+
+async def test_a_stopped_stream_ends_with_the_marker_in_the_same_message(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    env = gateway_env(slack, telegram, **service_env(services, config=STREAM_CONFIG, tmp_path=tmp_path))
+    gw = await GatewayProcess("dev", env).start()
+    thread = "1700000500.000001"
+    try:
+        await slack_say(gw, "slow essay", thread=thread, ts=thread)
+        await slack.wait_until(
+            lambda: any("partial answer" in t for t in slack.screen("C0STREAM").values()),
+            timeout=20,
+            describe="the first streamed words",
+        )
+        await slack_say(gw, "stop", thread=thread, ts="1700000500.000002")
+        await slack.wait_until(
+            lambda: any(t.endswith("…(stopped)") for t in slack.screen("C0STREAM").values()),
+            timeout=20,
+            describe="the stream closed with the marker",
+        )
+        code, out, err = await gateway_cli(gw.env, "history", f"slack:T0DEV:C0STREAM:{thread}", "--json")
+    finally:
+        assert await gw.terminate() == 0
+    [answer] = slack.created("C0STREAM", thread)  # one message: the stream, not a second post with the marker
+    assert slack.screen("C0STREAM")[answer["ts"]] == "partial answer to slow essay …(stopped)"
+    assert slack.steps("C0STREAM", answer["ts"])[-1].final
+    assert code == 0, err
+    turns = json.loads(out)["agents"]["streamer"]["turns"]
+    assert [(t["text"], t["interrupted"]) for t in turns] == [
+        ("slow essay", "stop word"),
+        ("partial answer to slow essay …(stopped)", "stop word"),
+    ]
+
+
+async def test_typing_repeats_until_the_first_streamed_words_and_stops_there(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    env = gateway_env(
+        slack,
+        telegram,
+        **service_env(services, config=STREAM_CONFIG, tmp_path=tmp_path),
+        GATEWAY_TYPING_EVERY="0.25",
+        THINK_SECONDS="2",
+    )
+    gw = await GatewayProcess("dev", env).start()
+    try:
+        await say(gw, "write", chat=4646, update=8201)
+        await telegram.wait_until(
+            lambda: (
+                any(t.endswith("and the rest.") for t in telegram.screen(4646).values())
+                and len(texts(telegram, 4646)) == 1
+            ),
+            timeout=20,
+            describe="the final answer",
+        )
+    finally:
+        assert await gw.terminate() == 0
+    first_words = min(s.at for s in telegram.timeline if s.chat == "4646")
+    typing = [c.at for c in telegram.calls_for("sendChatAction") if str(c.args["chat_id"]) == "4646"]
+    assert len(typing) >= 2, typing  # from the first second until the words showed, every quarter second
+    late = [round(t - first_words, 3) for t in typing if t > first_words + 0.1]  # one may be in flight
+    assert late == [], late  # two more seconds of writing: no typing once text shows

@@ -27,6 +27,16 @@ messages or 4 prompts, an unknown session status, an empty title). ``statuses`` 
 assistant status (a post in the thread clears it, as Slack does), ``sessions`` each agent session's status,
 ``titles`` and ``prompts`` the last ones set; ``status_log`` every status change in order.
 
+Streaming (followed: docs.slack.dev reference for ``chat.startStream``/``chat.appendStream``/``chat.stopStream``,
+as slack_sdk 3.48's ``AsyncWebClient.chat_startStream`` etc. call them, JSON bodies): ``startStream`` needs
+``channel`` and ``thread_ts`` (a streamed message is always a reply) and answers ``ts``; ``appendStream`` adds
+``markdown_text`` (at most 12,000 characters a call) to a streaming message, ``stopStream`` ends it (with an
+optional last ``markdown_text``). Both refuse an unknown ``ts`` (``message_not_found``) and a stream that has
+stopped (``message_not_in_streaming_state``). ``fake.streaming = False`` (or ``POST /_config
+{"streaming": false}``) makes the three methods ``unknown_method``, as for an app or workspace without them.
+``chat.update`` refuses a message that does not exist (``message_not_found``). Every visible change is in
+``timeline`` (tests/fakes/base.py ``Shown``).
+
 Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` prints
 ``READY http://127.0.0.1:PORT/api/``.
 """
@@ -34,6 +44,7 @@ Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` p
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,6 +91,10 @@ class FakeSlack(ChatFake):
         self.prompts: dict[tuple[str, str], dict[str, Any]] = {}
         #: (method, channel, thread_ts, status) of every accepted status change, in order.
         self.status_log: list[tuple[str, str, str, str]] = []
+        #: chat.startStream/appendStream/stopStream exist (False: unknown_method).
+        self.streaming = True
+        #: (channel, ts) of the messages whose stream is open.
+        self._open_streams: set[tuple[str, str]] = set()
 
     def open_thread(self, channel: str, thread_ts: str) -> None:
         """The user opened an assistant thread (or wrote the message that roots one): Slack knows it."""
@@ -96,11 +111,22 @@ class FakeSlack(ChatFake):
         for kept in (self._threads, self.statuses, self.sessions, self.titles, self.prompts):
             kept.clear()
         self.status_log.clear()
+        self._open_streams.clear()
+
+    def created(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """The bot's messages in a thread (posted or streamed), in order: one per answer is the goal."""
+        return [m for (c, _), m in self._posted.items() if c == channel and m.get("thread_ts") == thread_ts]
 
     # ------------------------------------------------------------------ wire format
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/oauth/v2/authorize", self._authorize)
+        app.router.add_post("/_config", self._config)
+
+    async def _config(self, request: web.Request) -> web.StreamResponse:
+        spec = await request.json()
+        self.streaming = bool(spec.get("streaming", self.streaming))
+        return json_response({"ok": True, "streaming": self.streaming})
 
     async def _authorize(self, request: web.Request) -> web.StreamResponse:
         """Slack's consent page, approved at once: back to ``redirect_uri`` with a code and the state."""
@@ -179,6 +205,16 @@ class FakeSlack(ChatFake):
             "assistant.threads.setTitle": self._assistant_set_title,
             "agents.sessions.setStatus": self._session_set_status,
             "agents.sessions.rename": self._session_rename,
+            "conversations.replies": self._conversations_replies,
+            **(
+                {
+                    "chat.startStream": self._chat_start_stream,
+                    "chat.appendStream": self._chat_append_stream,
+                    "chat.stopStream": self._chat_stop_stream,
+                }
+                if self.streaming
+                else {}
+            ),
         }.get(method)
         if handler is None:
             return json_response({"ok": False, "error": "unknown_method"})
@@ -188,8 +224,9 @@ class FakeSlack(ChatFake):
         return json_response(answer)
 
     def _next_ts(self) -> str:
-        self._ts_counter += 100
-        return f"{1700000000 + self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
+        # Like Slack's: the time of posting in microseconds, unique per channel (here: across the fake).
+        self._ts_counter = max(self._ts_counter + 1, int(time.time() * 1_000_000))
+        return f"{self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -236,7 +273,81 @@ class FakeSlack(ChatFake):
                 message[key] = args[key]
         self._posted[(channel, ts)] = message
         self._messages.append(args)
+        self.show(channel, ts, message["text"])
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The bot's messages of a thread (the fake keeps no others), oldest first; ``oldest`` bounds them."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not ts:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        found = [
+            dict(m)
+            for (c, mts), m in sorted(self._posted.items(), key=lambda kv: float(kv[0][1]))
+            if c == channel and (m.get("thread_ts") == ts or mts == ts) and float(mts) >= oldest
+        ]
+        return {"ok": True, "messages": found, "has_more": False}
+
+    def _chat_start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        text = str(args.get("markdown_text") or "")
+        if len(text) > 12_000:
+            return {"ok": False, "error": "msg_too_long"}
+        channel, ts = str(args["channel"]), self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "text": text,
+            "user": self.BOT_USER_ID,
+            "bot_id": self.BOT_ID,
+            "team": self.TEAM_ID,
+            "ts": ts,
+            "thread_ts": str(args["thread_ts"]),
+        }
+        self._posted[(channel, ts)] = message
+        self._open_streams.add((channel, ts))
+        where = (channel, str(args["thread_ts"]))
+        self._threads.update({where, (channel, ts)})
+        if self.statuses.get(where):  # the app posted in the thread: Slack removes the status
+            self.statuses[where] = ""
+        self.show(channel, ts, text, final=False)
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _streaming_message(self, args: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        message = self._posted.get((channel, ts))
+        if message is None:
+            return None, "message_not_found"
+        if (channel, ts) not in self._open_streams:
+            return None, "message_not_in_streaming_state"
+        return message, None
+
+    def _chat_append_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message, error = self._streaming_message(args)
+        if message is None:
+            return {"ok": False, "error": error}
+        text = str(args.get("markdown_text") or "")
+        if not text:
+            return {"ok": False, "error": "no_text"}
+        if len(text) > 12_000:
+            return {"ok": False, "error": "msg_too_long"}
+        message["text"] += text
+        self.show(args["channel"], args["ts"], message["text"], final=False)
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
+
+    def _chat_stop_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message, error = self._streaming_message(args)
+        if message is None:
+            return {"ok": False, "error": error}
+        message["text"] += str(args.get("markdown_text") or "")
+        self._open_streams.discard((str(args["channel"]), str(args["ts"])))
+        self.show(args["channel"], args["ts"], message["text"])
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"], "message": message}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel"):
@@ -252,6 +363,7 @@ class FakeSlack(ChatFake):
         for key in ("blocks", "attachments"):
             if key in args:
                 message[key] = args[key]
+        self.show(channel, ts, message["text"])
         return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
 
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
