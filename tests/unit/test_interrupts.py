@@ -15,6 +15,7 @@ from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress
 from gateway.core.routing import Router, stop_word_of
 from gateway.core.signals import stop_reason
 from gateway.core.store.memory import MemoryStore
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # when the turns' events were received
@@ -219,3 +220,24 @@ def test_slacks_stop_button_is_a_stop_request_for_its_thread() -> None:
     assert ev.conversation_key == "slack:T123:C0123ABC456:1782234671.392669"
     assert (ev.control, ev.skip_reason, ev.triggers_turn) == ("stop", "stop", False)
     assert stop_reason(ev) == "stop button"
+
+
+@pytest.mark.parametrize("live", [False, True])
+async def test_an_open_stream_is_finished_with_the_marker_as_the_same_reply(live: bool) -> None:
+    sent: list[OutboundMessage] = []
+
+    async def send_now(m: OutboundMessage) -> None:
+        sent.append(m)
+
+    session = SessionContext("a", "slack:T:C:1", MemoryStore("t"))
+    ctx = TurnContext(session, [event(stream=live)], history_window=5, send_now=send_now)
+    stream = ctx.stream()
+    await stream.write("half an answer")
+    if live:
+        await eventually(lambda: sent, what="the first snapshot")
+    await stream.abandon()  # what leaving `async with ctx.stream()` on the CancelledError does
+    await ctx.finalize_interrupted("…(stopped)")
+    [final] = ctx.outbox
+    assert (final.id, final.text) == (stream.id, "half an answer …(stopped)")
+    assert final.action == ("stream" if live else "reply")
+    assert ctx.text_visible.is_set() is live  # the snapshot showed text: the typing indicator stops
