@@ -7,6 +7,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.core.errors import StoreUnavailable
+
+#: Redis's answer to a string command on a list or hash key; the twin gives the same (a test's way to fail one command).
+WRONGTYPE = "Redis error: WRONGTYPE Operation against a key holding the wrong kind of value"
+
 
 class MemoryStore:
     def __init__(self, namespace: str = "gw") -> None:
@@ -42,7 +47,9 @@ class MemoryStore:
         k = self._k(key)
         current = self._live(k)
         if current is not None:
-            return str(current)
+            if not isinstance(current, str):  # SET ... GET on a list or hash: Redis answers WRONGTYPE
+                raise StoreUnavailable(WRONGTYPE)
+            return current
         self._set(k, value, ttl)
         return None
 
