@@ -67,6 +67,11 @@ class SlowBody(RequestError):
 async def _read_body(request: web.Request, limit: int, timeout: float = 10.0) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+    if request.content.is_eof():  # the whole body arrived with the headers: no timer to arm
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit") from exc
     try:
         async with asyncio.timeout(timeout):
             return await request.read()
@@ -93,11 +98,11 @@ async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> w
             outcome = await state.ingestor.accept(event)
             tracing.set_attributes(current, **{"gateway.outcome": str(outcome)})
         if outcome is Outcome.IN_FLIGHT:
-            state.metrics.requests.labels(platform, "in_flight").inc()
+            state.metrics.count_request(platform, "in_flight")
             return _error(503, "this delivery is being accepted by another request; retry", retry_after=1)
-        state.metrics.requests.labels(platform, str(outcome)).inc()
+        state.metrics.count_request(platform, outcome.value)
     if not result.events:
-        state.metrics.requests.labels(platform, "answered").inc()
+        state.metrics.count_request(platform, "answered")
     return web.Response(status=result.status, body=result.body, content_type=result.content_type)
 
 

@@ -9,8 +9,10 @@ an attempt that then fails would lose the event.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
@@ -36,6 +38,21 @@ class Admission:
     outcome: Outcome
     #: The event that carries this delivery: the one just published, or, for a duplicate, the first one.
     event_id: str
+
+
+class _MarkWatch:
+    """Logs a done mark that could not be written (and reads every outcome, so none goes unretrieved)."""
+
+    __slots__ = ("event_id",)
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+
+    def __call__(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        if (exc := fut.exception()) is not None:
+            log.warning("dedupe_mark_failed", event_id=self.event_id, error=str(exc))
 
 
 def dedupe_key(event: Event) -> str:
@@ -77,10 +94,10 @@ class Ingestor:
         except BaseException:
             await self._release(key)
             raise
-        try:
-            await self._store.put(key, f"done:{event.id}", self._ttl)
-        except Exception as exc:  # published: answer 200; a retry after PENDING_TTL is caught downstream
-            log.warning("dedupe_mark_failed", event_id=event.id, error=str(exc))
+        # The done mark rides with the next batch of store commands (a later claim of the same key comes
+        # after it in that batch); nobody waits for it. Its failure is a warning: the event is published, the
+        # pending mark answers a retry 503 until it expires, and a retry after that is caught downstream.
+        self._store.put_soon(key, f"done:{event.id}", self._ttl).add_done_callback(_MarkWatch(event.id))
         log.info(
             "event_accepted",
             event_id=event.id,

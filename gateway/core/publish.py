@@ -44,7 +44,7 @@ class Publisher:
             tracing.inject(headers)
             start = time.perf_counter()
             await self.bus.publish(exchange, key, body, headers=headers, message_id=msg_id, timeout=self._timeout)
-        self._metrics.publish_seconds.labels(exchange).observe(time.perf_counter() - start)
+        self._metrics.observe_publish(exchange, time.perf_counter() - start)
 
     async def event(self, event: Event) -> None:
         partition = self.topology.partition_of(event.conversation_key)

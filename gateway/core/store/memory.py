@@ -56,6 +56,12 @@ class MemoryStore:
     async def put(self, key: str, value: str, ttl: float | None = None) -> None:
         self._set(self._k(key), value, ttl)
 
+    def put_soon(self, key: str, value: str, ttl: float) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._set(self._k(key), value, ttl)
+        fut.set_result(None)
+        return fut
+
     async def get(self, key: str) -> str | None:
         return await self.lookup(key)
 
