@@ -34,7 +34,7 @@ STAGES: list[tuple[str, re.Pattern[str]]] = [
     ("Redis dedupe (redis-py, auto-pipeline)", re.compile(r"redis/|gateway/core/store/redis\.py")),
     (
         "AMQP publish + confirm (aio-pika, aiormq, pamqp)",
-        re.compile(r"aio_pika/|aiormq/|pamqp/|gateway/core/bus/amqp\.py"),
+        re.compile(r"aio_pika/|aiormq/|pamqp/|gateway/core/bus/amqp\.py|gateway/core/bus/publishes\.py"),
     ),
     ("gateway publish glue (publish.py, headers)", re.compile(r"gateway/core/publish\.py")),
     ("ingest glue (ingest.py)", re.compile(r"gateway/core/ingest\.py")),
