@@ -211,7 +211,8 @@ def brief(r: dict[str, Any]) -> str:
         f"{r['mode']:<6} offered {t['offered_per_s']:.0f}/s: accepted {t['accepted_per_s']}/s, answered "
         f"{t['answered_per_s']}/s, missing {t['missing']}, non-200 {t['non_200']} | at {lat['offered_per_s']:.0f}/s: "
         f"p50 {lat['latency_ms'].get('p50')} ms, p99 {lat['latency_ms'].get('p99')} ms, missing {lat['missing']}, "
-        f"non-200 {lat['non_200']} | cores {lat['cores_used']} | foreign {t['interference']} / {lat['interference']}"
+        f"non-200 {lat['non_200']} | cores {lat['cores_used']} | other processes "
+        f"{t['interference']['foreign_cores']} / {lat['interference']['foreign_cores']} cores"
     )
 
 
