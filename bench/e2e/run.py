@@ -241,7 +241,11 @@ async def main() -> int:
             r["round"] = rnd
             results.append(r)
             print(brief(r), flush=True)
-    doc = {"machine": machine_info(), "command": " ".join([Path(PY).name, *sys.argv]), "args": vars(args)}
+    doc: dict[str, Any] = {
+        "machine": machine_info(),
+        "command": " ".join([Path(PY).name, *sys.argv]),
+        "args": vars(args),
+    }
     doc["results"] = results
     (out / "results.json").write_text(json.dumps(doc, indent=1))
     print(f"results: {out / 'results.json'}")
