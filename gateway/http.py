@@ -95,10 +95,10 @@ async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> w
         try:
             if tracing.enabled():
                 with tracing.span("accept", attributes=functools.partial(_accept_attributes, event)) as current:
-                    outcome = await state.ingestor.accept(event)
+                    outcome = await state.ingestor.accept(event, raw_json=result.raw_json)
                     tracing.set_attributes(current, **{"gateway.outcome": str(outcome)})
             else:
-                outcome = await state.ingestor.accept(event)
+                outcome = await state.ingestor.accept(event, raw_json=result.raw_json)
         finally:
             reset_contextvars(**tokens)
         if outcome is Outcome.IN_FLIGHT:

@@ -69,14 +69,15 @@ class Ingestor:
         self._metrics = metrics
         self._ttl = dedupe_ttl
 
-    async def accept(self, event: Event, *, agent: str | None = None) -> Outcome:
+    async def accept(self, event: Event, *, agent: str | None = None, raw_json: bytes | None = None) -> Outcome:
         """Publish ``event`` once. Raises PublishError or StoreUnavailable when it could not be queued.
 
-        ``agent`` overrides the route's agent (dispatch from code names its agent).
+        ``agent`` overrides the route's agent (dispatch from code names its agent). ``raw_json``: the
+        strict JSON whose parsed value is ``event.raw`` (written as it is, see ``Publisher.event``).
         """
-        return (await self.admit(event, agent=agent)).outcome
+        return (await self.admit(event, agent=agent, raw_json=raw_json)).outcome
 
-    async def admit(self, event: Event, *, agent: str | None = None) -> Admission:
+    async def admit(self, event: Event, *, agent: str | None = None, raw_json: bytes | None = None) -> Admission:
         """:meth:`accept`, also saying which event carries the delivery (the first one, for a duplicate)."""
         check_event(event)
         event = self._router.apply(event)
@@ -90,7 +91,7 @@ class Ingestor:
             outcome = Outcome.IN_FLIGHT if state == "pending" else Outcome.DUPLICATE
             return Admission(outcome, first_id or event.id)
         try:
-            await self._publisher.event(event)
+            await self._publisher.event(event, raw_json=raw_json)
         except BaseException:
             await self._release(key)
             raise
