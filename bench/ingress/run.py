@@ -795,6 +795,21 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"RATIO full/full-base ({args.base_ref}) = {ratios['full/full-base']['ratio_of_medians']:.2f}x (per round {per_round}); server CPU per event {ratios['full/full-base']['cpu_us_per_event']}"
         )
+    if "full" in summary and "full-w2" in summary:
+        per_round = [
+            round(w.wrk["rps"] / f.wrk["rps"], 3)
+            for w in results
+            if w.target == "full-w2"
+            for f in results
+            if f.target == "full" and f.round == w.round
+        ]
+        ratios["full-w2/full"] = {
+            "ratio_of_medians": round(summary["full-w2"]["events_per_s"] / summary["full"]["events_per_s"], 3),
+            "per_round": per_round,
+        }
+        print(
+            f"RATIO full-w2/full (2 vs 1 serve workers) = {ratios['full-w2/full']['ratio_of_medians']:.2f}x (per round {per_round})"
+        )
     for t in summary:
         if t.startswith("full+"):
             rel = summary[t]["events_per_s"] / summary["full"]["events_per_s"] if "full" in summary else float("nan")
