@@ -22,7 +22,7 @@ channels):
                 replies the fake received / time from the first send to the last reply (replies are
                 awaited up to ``--drain`` s after the last send; the rest are counted missing).
     latency     ``--rate`` events/s (300) for ``--latency-seconds``: send -> the fake's receipt of the reply,
-                p50/p90/p99.
+                p50/p90/p99. Runs first, on an empty pipeline (after a 2 s warm-up at the same rate).
 
 The fake's bot token is a realistic-looking test value (the gateway refuses placeholder secrets). Each
 mode's queues, exchanges and Redis keys are deleted afterwards. Only 127.0.0.1 is contacted; every phase
@@ -183,15 +183,14 @@ async def run_mode(mode: str, args: argparse.Namespace, out: Path) -> dict[str, 
         procs, url = start_mode(mode, namespace, fake_base, log_dir)
         if mode != "bare":
             await wait_leases(namespace)
-        # Warm-up at the latency rate (connections, pools, code paths).
+        # Warm-up at the latency rate (connections, pools, code paths), then the latency phase on an empty
+        # pipeline, then the throughput phase (its backlog would otherwise sit in front of the latency phase).
         await phase("warmup", url, fake_root, args.rate, 2, 10, procs, fake.pid)
-        result["throughput"] = await phase(
-            "throughput", url, fake_root, args.offered, args.seconds, args.drain, procs, fake.pid
-        )
-        # Let a backlog from the throughput phase drain before the latency phase starts.
-        await phase("settle", url, fake_root, 50, 1, args.drain, procs, fake.pid)
         result["latency"] = await phase(
             "latency", url, fake_root, args.rate, args.latency_seconds, args.drain, procs, fake.pid
+        )
+        result["throughput"] = await phase(
+            "throughput", url, fake_root, args.offered, args.seconds, args.drain, procs, fake.pid
         )
     finally:
         for p in procs:
