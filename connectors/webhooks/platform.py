@@ -47,7 +47,8 @@ def outbound(parts: Parts) -> PlatformSender | None:
         for name, src in parts.file.webhooks.sources.items()
         if src.reply_url
     }
-    return WebhookSender(keys) if keys else None
+    chunked = {name for name, src in parts.file.webhooks.sources.items() if src.stream == "chunked"}
+    return WebhookSender(keys, chunked=chunked) if keys else None
 
 
 def webhook_body(source: WebhookSourceConfig, name: str, text: str, customer: str) -> bytes:
