@@ -50,6 +50,11 @@ class Metrics:
             "gateway_outbound_rate_limited", "429 answers from platforms", ["platform"], registry=r
         )
         self.send_retries = Counter("gateway_outbound_retries", "Outbound retries", ["platform"], registry=r)
+        self.reply_publish_retries = Counter(
+            "gateway_reply_publish_retries",
+            "A turn's reply published again after RabbitMQ did not confirm it (the agent does not run again)",
+            registry=r,
+        )
         self.outbound_duplicates = Counter(
             "gateway_outbound_duplicates_suppressed", "Outbound messages already sent once", ["platform"], registry=r
         )
