@@ -33,7 +33,7 @@ from consumers.usage import UsageLedger
 from gateway.core import tracebacks, tracing
 from gateway.core.bounds import skip_label
 from gateway.core.bus.base import Delivery
-from gateway.core.errors import StoreUnavailable
+from gateway.core.errors import PublishError, StoreUnavailable
 from gateway.core.events import SCHEMA_VERSION, Event, OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
@@ -45,6 +45,8 @@ DONE_TTL = 7 * 24 * 3600.0
 HISTORY_KEEP = 1000
 #: Done markers this process wrote lately, checked before the store (see Dispatcher.prepare).
 RECENT_DONE = 50_000
+#: Longest wait between two tries of a reply's publish (see Dispatcher._queue_replies).
+PUBLISH_RETRY_MAX = 5.0
 
 
 @dataclass(frozen=True)
@@ -245,9 +247,7 @@ class Dispatcher:
                     async with asyncio.timeout(self._cfg.turn_timeout):
                         ctx = await self._turn(agent, key, events)
                     outbox = ctx.outbox
-                    for message in outbox:
-                        # A reply whose turn may have run before is checked against the sent markers.
-                        await self._publisher.outbound(message, recheck=repeat or attempt > 1)
+                    await self._queue_replies(outbox, deliveries, recheck=repeat or attempt > 1)
                     await self._record(agent, key, events, outbox, ctx)
                 except Exception as exc:
                     if not all(d.alive() for d in deliveries):
@@ -279,6 +279,32 @@ class Dispatcher:
                 await self._dead.send(
                     d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt, traceback=trace
                 )
+
+    async def _queue_replies(
+        self, outbox: Sequence[OutboundMessage], deliveries: list[Delivery], *, recheck: bool
+    ) -> None:
+        """Publish a turn's replies, waiting out a broker that is slow to confirm or briefly away.
+
+        The answer is in hand: running the agent again (another model call) or dead-lettering the event
+        for the broker's trouble would be worse than waiting, up to the turn timeout. A reply whose confirm
+        timed out may be queued already, so every repeat is marked for the sender's sent-marker check: the
+        same message id goes out once. A reply whose turn may have run before is checked the same way.
+        """
+        deadline = time.monotonic() + self._cfg.turn_timeout
+        for message in outbox:
+            tries = 0
+            while True:
+                try:
+                    await self._publisher.outbound(message, recheck=recheck or tries > 0)
+                    break
+                except PublishError as exc:
+                    tries += 1
+                    delay = min(self._cfg.retry_base * 2 ** min(tries - 1, 6), PUBLISH_RETRY_MAX)
+                    if time.monotonic() + delay > deadline or not all(d.alive() for d in deliveries):
+                        raise
+                    self._metrics.reply_publish_retries.inc()
+                    log.warning("reply_publish_retry", tries=tries, error=str(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int, exc: BaseException) -> float:
         """Exponential backoff, or longer when the failure said how long to wait (a model's 429

@@ -34,7 +34,7 @@ from gateway.core.bus.amqp import AmqpBus
 from gateway.core.bus.base import Bus
 from gateway.core.bus.memory import MemoryBus
 from gateway.core.bus.topology import Topology
-from gateway.core.errors import RateLimited, SendError, StoreUnavailable
+from gateway.core.errors import PublishError, RateLimited, SendError, StoreUnavailable
 from gateway.core.events import SCHEMA_VERSION, Event, EventKind, OutboundMessage, ReplyAddress
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
@@ -454,6 +454,39 @@ async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig:
     )
     assert rig.platform.texts == ["only once"]
     assert rig.platform.attempts == 1
+
+
+async def test_a_reply_the_broker_does_not_confirm_is_published_again_without_running_the_agent(rig: Rig) -> None:
+    """RabbitMQ does not confirm a turn's reply (a starved broker): the first time the reply never reached
+    the queue, the second time it did but the confirm was lost. The reply is published again each time,
+    the agent runs once, nothing is dead-lettered, and the user gets the reply once."""
+    real_outbound = rig.publisher.outbound
+    outcomes = ["lost", "queued-unconfirmed"]
+
+    async def unconfirmed(message: OutboundMessage, *, recheck: bool = False) -> None:
+        if outcomes:
+            outcome = outcomes.pop(0)
+            if outcome == "queued-unconfirmed":
+                await real_outbound(message, recheck=recheck)
+            raise PublishError("RabbitMQ did not confirm within 2.0 s (injected)", event_id=message.event_id)
+        await real_outbound(message, recheck=recheck)
+
+    rig.publisher.outbound = unconfirmed  # type: ignore[method-assign]
+    agent = Flaky(failures=0)
+    await rig.start({"rec": agent})
+    await rig.publisher.event(event("answer me"))
+    await eventually(
+        lambda: (
+            rig.metrics.registry.get_sample_value("gateway_outbound_duplicates_suppressed_total", {"platform": "slack"})
+            or 0.0
+        ),
+        until=lambda n: n == 1,
+        what="the copy that was queued without its confirm suppressed by its sent marker",
+    )
+    assert rig.platform.texts == ["ok after 1"]
+    assert agent.calls == 1
+    assert rig.metrics.registry.get_sample_value("gateway_reply_publish_retries_total") == 2
+    assert await rig.dead() == []
 
 
 class Remembering:
