@@ -267,7 +267,7 @@ class Dispatcher:
                 else:
                     self._metrics.turns.labels(agent, "interrupted").inc()
                 seconds.observe(time.perf_counter() - start)
-                replies = sum(1 for m in outbox if m.action == "reply")
+                replies = sum(1 for m in outbox if m.action in ("reply", "stream"))
                 log.info("turn_done", replies=replies, attempt=attempt, interrupted=ctx.interrupted)
                 tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": replies})
                 for d in deliveries:
