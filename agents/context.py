@@ -37,6 +37,8 @@ class Turn:
     usage: dict[str, int] | None = None
     #: Unix time the turn was recorded.
     at: float | None = None
+    #: Kept while the conversation was handed to a person (gateway/core/handoff.py): no agent saw it then.
+    handoff: bool = False
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"role": self.role, "text": self.text, "event_id": self.event_id, "sender": self.sender}
@@ -46,6 +48,8 @@ class Turn:
             d["usage"] = self.usage
         if self.at is not None:
             d["at"] = self.at
+        if self.handoff:
+            d["handoff"] = True
         return orjson.dumps(d).decode()
 
     @classmethod
@@ -62,6 +66,7 @@ class Turn:
             tool_calls=tuple(c for c in calls if isinstance(c, dict)) if isinstance(calls, list) else (),
             usage=dict(usage) if isinstance(usage, dict) else None,
             at=float(at) if isinstance(at, int | float) else None,
+            handoff=d.get("handoff") is True,
         )
 
 
@@ -114,6 +119,10 @@ class TurnContext(SessionContext):
         self.route: str | None = None
         #: The route's own model key variable (bring your own key), for agents/providers.py.
         self.api_key_env: str | None = None
+        #: Set by :meth:`handoff`: the consumer puts the conversation in ``human`` state after the turn.
+        self.handoff_reason: str | None = None
+        #: Set by the consumer when the conversation was already with a person: no agent ran this turn.
+        self.human = False
 
     @functools.cached_property
     def log(self) -> Any:
@@ -158,6 +167,12 @@ class TurnContext(SessionContext):
     async def typing(self) -> None:
         """Show that the agent is working (Telegram chat action). Sent at once, best effort."""
         await self._send_now(self._message("typing"))
+
+    def handoff(self, reason: str) -> None:
+        """Hand the conversation to a person once this turn is done (gateway/core/handoff.py): the replies of
+        this turn still go out, the configured channel is notified, and from the next event on the agent is
+        not called until an operator runs ``gateway handoff KEY --release``."""
+        self.handoff_reason = reason.strip() or "the agent asked for a person"
 
     @property
     def replies(self) -> list[str]:

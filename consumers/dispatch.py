@@ -6,6 +6,8 @@ Outcomes for each delivery:
   and ``app_mention`` for one mention): ack, no turn;
 - the turn succeeded and its outbound messages are confirmed by the broker: record
   history and the done marker, ack;
+- the conversation is handed to a person (gateway/core/handoff.py): no agent runs; the events are kept in
+  the history marked ``handoff``, with their done markers, and acked;
 - the turn failed: retry in place with backoff (the conversation waits, so order
   holds), then dead-letter with the error and attempts, ack.
 """
@@ -25,13 +27,14 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from agents.context import Turn, TurnContext, history_key
+from agents.context import SessionContext, Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
 from consumers.usage import UsageLedger
-from gateway.core import tracebacks, tracing
+from gateway.core import handoff, tracebacks, tracing
 from gateway.core.bounds import skip_label
 from gateway.core.bus.base import Delivery
+from gateway.core.config import HandoffConfig
 from gateway.core.errors import StoreUnavailable
 from gateway.core.events import SCHEMA_VERSION, Event, OutboundMessage
 from gateway.core.metrics import Metrics
@@ -58,6 +61,8 @@ class DispatchConfig:
     #: ``typing_every`` seconds (Telegram's chat action lasts 5 s; the web chat shows "typing…"); 0: off.
     typing_every: float = 4.0
     typing_after: float = 1.0
+    #: Where a handoff is announced (``[handoff]`` in gateway.toml).
+    handoff: HandoffConfig = dataclasses.field(default_factory=HandoffConfig)
 
 
 def turn_marker(agent: str, event: Event) -> str:
@@ -230,6 +235,8 @@ class Dispatcher:
                     async with asyncio.timeout(self._cfg.turn_timeout):
                         ctx = await self._turn(agent, key, events)
                     outbox = ctx.outbox
+                    if ctx.handoff_reason is not None and not ctx.human:
+                        outbox = outbox + await self._hand_off(agent, key, ctx)
                     for message in outbox:
                         # A reply whose turn may have run before is checked against the sent markers.
                         await self._publisher.outbound(message, recheck=repeat or attempt > 1)
@@ -246,6 +253,12 @@ class Dispatcher:
                     if attempt < self._cfg.attempts:
                         await asyncio.sleep(self._backoff(attempt, exc))
                     continue
+                if ctx.human:
+                    self._metrics.turns.labels(agent, "human").inc()
+                    log.info("turn_kept_for_human", events=len(events))
+                    for d in deliveries:
+                        await d.ack()
+                    return
                 ok, seconds = self._agent_metrics(agent)
                 ok.inc()
                 seconds.observe(time.perf_counter() - start)
@@ -304,7 +317,22 @@ class Dispatcher:
             },
         )
 
+    async def _hand_off(self, agent: str, key: str, ctx: TurnContext) -> list[OutboundMessage]:
+        """The turn asked for a person: the conversation goes to ``human`` state before its replies are
+        queued (so the next event finds it there), and the notices go out with them, once per handoff."""
+        record, new = await handoff.hand_off(self._store, key, reason=ctx.handoff_reason or "", by=f"agent:{agent}")
+        if new:
+            log.info("conversation_handed_off", reason=record.reason)
+        return handoff.notices(self._cfg.handoff, record, event_id=ctx.event.id)
+
     async def _turn(self, agent: str, key: str, events: list[Event]) -> TurnContext:
+        if await handoff.current(self._store, key) is not None:
+            # With a person: the agent is not called (no session enter, no model request, no reply).
+            ctx = TurnContext(
+                SessionContext(agent, key, self._store), events, history_window=0, send_now=self._send_now
+            )
+            ctx.human = True
+            return ctx
         inst = await self._pool.acquire(agent, key)
         typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
         try:
@@ -351,7 +379,8 @@ class Dispatcher:
         outbox: Sequence[OutboundMessage],
         ctx: TurnContext | None = None,
     ) -> None:
-        records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None) for e in events]
+        human = ctx is not None and ctx.human
+        records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None, handoff=human) for e in events]
         records += [Turn("assistant", m.text, m.event_id) for m in outbox if m.action == "reply"]
         if ctx is not None:
             records = with_what_was_done(records, len(events), ctx)

@@ -1,7 +1,8 @@
 """``gateway history KEY [--agent NAME] [--last N] [--json]``: what an agent did in one conversation.
 
 Prints the conversation's recorded turns, oldest first: each inbound message (with its sender), the tools
-the agent called for its answer (arguments and the result it got back, cut at 500 characters), each reply,
+the agent called for its answer (messages kept while the conversation was with a person, ``gateway
+handoff``, are marked ``[human]``) (arguments and the result it got back, cut at 500 characters), each reply,
 and the tokens the turn cost. Read from the history in Redis (``REDIS_URL``; ``hist:{agent}:{KEY}``), so it
 shows the last turns ``GATEWAY_HISTORY_TTL`` kept (at most 1000). Without ``--agent`` every agent this
 gateway serves is looked up and each that has turns for KEY is shown. Records written before tool calls
@@ -38,6 +39,7 @@ def turn_dict(t: Turn) -> dict[str, Any]:
         "at": t.at,
         "tool_calls": list(t.tool_calls),
         "usage": t.usage,
+        "handoff": t.handoff,
     }
 
 
@@ -64,6 +66,7 @@ def render(agent: str, key: str, turns: list[Turn]) -> list[str]:
     pad = " " * 21
     for t in turns:
         who = f"user {t.sender}" if t.role == "user" and t.sender else t.role
+        who = f"[human] {who}" if t.handoff else who
         lines.append(f"{_when(t.at)}  {who:<16} {_short(t.text)}")
         for call in t.tool_calls:
             mark = "" if call.get("ok", True) else "  (failed)"
