@@ -20,18 +20,18 @@ import dataclasses
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from agents.context import SessionContext, Turn, TurnContext, history_key
+from agents.context import SessionContext, State, Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
 from consumers.usage import UsageLedger
-from gateway.core import handoff, tracebacks, tracing
+from gateway.core import handoff, sessions, tracebacks, tracing
 from gateway.core.bounds import skip_label
 from gateway.core.bus.base import Delivery
 from gateway.core.config import HandoffConfig
@@ -233,14 +233,16 @@ class Dispatcher:
                 start = time.perf_counter()
                 try:
                     async with asyncio.timeout(self._cfg.turn_timeout):
-                        ctx = await self._turn(agent, key, events)
+                        ctx, raw_state = await self._turn(agent, key, events)
+                    # Before anything is published: a state JSON cannot keep fails the turn with no reply sent.
+                    changes = {} if ctx.human else session_changes(ctx, raw_state)
                     outbox = ctx.outbox
                     if ctx.handoff_reason is not None and not ctx.human:
                         outbox = outbox + await self._hand_off(agent, key, ctx)
                     for message in outbox:
                         # A reply whose turn may have run before is checked against the sent markers.
                         await self._publisher.outbound(message, recheck=repeat or attempt > 1)
-                    await self._record(agent, key, events, outbox, ctx)
+                    await self._record(agent, key, events, outbox, ctx, changes)
                 except Exception as exc:
                     if not all(d.alive() for d in deliveries):
                         log.warning("turn_abandoned", reason="connection lost; the broker redelivers the event")
@@ -325,22 +327,34 @@ class Dispatcher:
             log.info("conversation_handed_off", reason=record.reason)
         return handoff.notices(self._cfg.handoff, record, event_id=ctx.event.id)
 
-    async def _turn(self, agent: str, key: str, events: list[Event]) -> TurnContext:
-        if await handoff.current(self._store, key) is not None:
+    async def _conversation(self, key: str, events: list[Event]) -> tuple[bool, str, str | None]:
+        """(with a person?, this turn's session, its stored state): the handoff key and the conversation's
+        hash, asked for together (one round trip on Redis)."""
+        human, record = await asyncio.gather(
+            self._store.get(handoff.state_key(key)), self._store.hall(sessions.record_key(key))
+        )
+        session = events[-1].session or record.get(sessions.ACTIVE) or sessions.DEFAULT
+        return human is not None, session, record.get(sessions.state_field(session))
+
+    async def _turn(self, agent: str, key: str, events: list[Event]) -> tuple[TurnContext, str | None]:
+        """The turn's context, and the state it began with (saved again only when it changed)."""
+        human, session, raw_state = await self._conversation(key, events)
+        if human:
             # With a person: the agent is not called (no session enter, no model request, no reply).
-            ctx = TurnContext(
-                SessionContext(agent, key, self._store), events, history_window=0, send_now=self._send_now
-            )
+            bare = SessionContext(agent, key, self._store, session_name=session)
+            ctx = TurnContext(bare, events, history_window=0, send_now=self._send_now)
             ctx.human = True
-            return ctx
-        inst = await self._pool.acquire(agent, key)
+            return ctx, raw_state
+        state = State.parse(raw_state)
+        inst = await self._pool.acquire(agent, key, session=session, state=state)
+        inst.session.state, inst.session.session_name = state, session
         typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
         try:
             ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
             # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
             if self._usage is None or await self._usage.admit(agent, ctx):
                 await inst.agent.on_event(ctx, ctx.event)
-            return ctx
+            return ctx, raw_state
         finally:
             if typing is not None:
                 typing.cancel()
@@ -378,6 +392,7 @@ class Dispatcher:
         events: Sequence[Event],
         outbox: Sequence[OutboundMessage],
         ctx: TurnContext | None = None,
+        changes: dict[str, str] | None = None,
     ) -> None:
         human = ctx is not None and ctx.human
         records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None, handoff=human) for e in events]
@@ -386,14 +401,20 @@ class Dispatcher:
             records = with_what_was_done(records, len(events), ctx)
         turns = [t.to_json() for t in records]
         markers = [turn_marker(agent, e) for e in events]
-        await self._store.push(
-            history_key(agent, key),
-            turns,
-            HISTORY_KEEP,
-            markers=markers,
-            marker_ttl=DONE_TTL,
-            ttl=self._cfg.history_ttl,
-        )
+        session = ctx.session_name if ctx is not None else sessions.DEFAULT
+        writes: list[Awaitable[None]] = [
+            self._store.push(
+                history_key(agent, key, session),
+                turns,
+                HISTORY_KEEP,
+                markers=markers,
+                marker_ttl=DONE_TTL,
+                ttl=self._cfg.history_ttl,
+            )
+        ]
+        record, ttl = sessions.record_key(key), self._cfg.history_ttl
+        writes += [self._store.hput(record, name, value, ttl=ttl) for name, value in (changes or {}).items()]
+        await asyncio.gather(*writes)  # one round trip on Redis
         recent = self._recent
         for marker in markers:
             recent[marker] = None
@@ -401,6 +422,18 @@ class Dispatcher:
             recent.popitem(last=False)
         if self._usage is not None and ctx is not None:
             await self._usage.record(agent, ctx)
+
+
+def session_changes(ctx: TurnContext, raw_state: str | None) -> dict[str, str]:
+    """The fields of the conversation's hash this turn changes: its session's state when it differs from what
+    the turn began with, and the session switched to (``ctx.switch_session``)."""
+    changes: dict[str, str] = {}
+    state = ctx.state.dump()
+    if state != (raw_state or State().dump()):
+        changes[sessions.state_field(ctx.session_name)] = state
+    if ctx.switch_to is not None:
+        changes[sessions.ACTIVE] = ctx.switch_to
+    return changes
 
 
 def with_what_was_done(records: list[Turn], inbound: int, ctx: TurnContext) -> list[Turn]:

@@ -128,6 +128,9 @@ class RouteConfig(BudgetConfig):
     agent: str | None = None
     key: KeyGranularity = "thread"
     busy: BusyPolicy = "queue"
+    #: The named session its conversations run in (own history, memory and state); unset: ``default``, or
+    #: the one the agent switched to.
+    session: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     #: The route's name in usage counts (``gateway status --usage``, metrics); default platform:bot:channel.
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:*-]{1,64}$")
     #: This route's own model key (bring your own key): replaces the agent's primary provider key.

@@ -86,6 +86,8 @@ class Event(_Frozen):
     agent: str | None = None
     #: What happens to messages that arrive during a turn: one turn each (queue) or folded (collect).
     busy: Literal["queue", "collect"] = "queue"
+    #: The named session the route pins (gateway/core/sessions.py); None: the conversation's current one.
+    session: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     sender: Sender | None = None
     text: str = ""
     reply_to: ReplyAddress

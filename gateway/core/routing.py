@@ -28,6 +28,7 @@ class Route:
     agent: str
     key: KeyGranularity
     busy: BusyPolicy
+    session: str | None = None
 
 
 class Router:
@@ -53,11 +54,15 @@ class Router:
         r = self.match(address)
         if r is None:
             return self._default
-        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy)
+        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy, session=r.session)
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
-        if key == event.conversation_key and route.agent == event.agent and route.busy == event.busy:
+        same = key == event.conversation_key and route.agent == event.agent and route.busy == event.busy
+        if same and route.session in (None, event.session):
             return event
-        return event.model_copy(update={"conversation_key": key, "agent": route.agent, "busy": route.busy})
+        update: dict[str, object] = {"conversation_key": key, "agent": route.agent, "busy": route.busy}
+        if route.session is not None:
+            update["session"] = route.session
+        return event.model_copy(update=update)

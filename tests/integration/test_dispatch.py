@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from agents.context import TurnContext, history_key
+from agents.context import SessionContext, TurnContext, history_key
 from agents.memory import memory_key
 from agents.registry import AgentFactory
 from connectors.platform import Unlimited
@@ -30,7 +30,7 @@ from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
 from gateway.core import handoff as handoffs
-from gateway.core import tracing
+from gateway.core import sessions, tracing
 from gateway.core.bus.amqp import AmqpBus
 from gateway.core.bus.base import Bus
 from gateway.core.bus.memory import MemoryBus
@@ -582,3 +582,57 @@ async def test_an_operator_handoff_silences_the_agent_until_release(rig: Rig) ->
     assert [h.key for h in listed] == [key]
     assert await handoffs.listed(rig.store) == []
     assert agent.seen == ["now"]
+
+
+class Counting:
+    """Counts its turns in ctx.state (failing once after changing it, when told to)."""
+
+    def __init__(self, *, fail_once: bool = False) -> None:
+        self.fail_once = fail_once
+
+    async def on_session_enter(self, ctx: SessionContext) -> None:
+        ctx.state.setdefault("entered", 0)
+        ctx.state["entered"] += 1
+
+    async def on_event(self, ctx: TurnContext, ev: Event) -> None:
+        ctx.state["n"] = int(ctx.state.get("n", 0)) + 1
+        ctx.state.public["n"] = ctx.state["n"]
+        if self.fail_once and ev.text == "fail":
+            self.fail_once = False
+            ctx.state["n"] = 1000  # dropped with the failed attempt
+            raise RuntimeError("after changing the state (injected)")
+        if ev.text == "bad":
+            ctx.state["oops"] = {1, 2}  # not JSON: the turn fails, and says why
+        await ctx.reply(f"{ctx.session_name} {ctx.state['n']}")
+
+
+async def test_state_outlives_the_warm_instance_and_a_failed_attempt_changes_nothing(rig: Rig) -> None:
+    await rig.start({"rec": Counting(fail_once=True)}, attempts=2)
+    key = "slack:T:C:s1"
+    for text in ("a", "fail", "b"):
+        await rig.publisher.event(event(text, key=key))
+    await eventually(lambda: rig.platform.texts, until=lambda t: len(t) == 3, what="three replies")
+    for w in rig.workers:  # a move to another process: the warm instance is gone, Redis keeps the state
+        await w.stop(grace=5)
+    rig.workers.clear()
+    await rig.start({"rec": Counting()}, attempts=1)
+    await rig.publisher.event(event("c", key=key))
+    await rig.publisher.event(event("bad", key=key))
+    await eventually(lambda: rig.dead(), until=lambda d: len(d) == 1, what="the turn with a non-JSON state")
+    raw = await rig.store.hget(sessions.record_key(key), sessions.state_field("default"))
+    assert rig.platform.texts == ["default 1", "default 2", "default 3", "default 4"]
+    assert sessions.parse_state(raw) == ({"entered": 2, "n": 4}, {"n": 4})
+    assert "JSON cannot keep" in rig.letters[0][0]["x-error"]
+
+
+async def test_a_route_pinned_session_has_its_own_history_memory_and_state(rig: Rig) -> None:
+    await rig.start({"rec": Counting()})
+    key = "slack:T:C:s2"
+    await rig.publisher.event(event("a", key=key))
+    await rig.publisher.event(event("b", key=key, session="ops"))
+    await rig.publisher.event(event("c", key=key, session="ops"))
+    await eventually(lambda: rig.platform.texts, until=lambda t: len(t) == 3, what="three replies")
+    assert rig.platform.texts == ["default 1", "ops 1", "ops 2"]
+    assert len(await rig.store.tail(history_key("rec", key), 10)) == 2
+    assert len(await rig.store.tail(history_key("rec", key, "ops"), 10)) == 4
+    assert await sessions.public_state(rig.store, key, "ops") == {"n": 2}
