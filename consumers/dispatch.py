@@ -322,24 +322,31 @@ class Dispatcher:
     async def _hand_off(self, agent: str, key: str, ctx: TurnContext) -> list[OutboundMessage]:
         """The turn asked for a person: the conversation goes to ``human`` state before its replies are
         queued (so the next event finds it there), and the notices go out with them, once per handoff."""
-        record, new = await handoff.hand_off(self._store, key, reason=ctx.handoff_reason or "", by=f"agent:{agent}")
+        record, new = await handoff.hand_off(
+            self._store, key, reason=ctx.handoff_reason or "", by=f"agent:{agent}", ttl=self._cfg.history_ttl
+        )
         if new:
             log.info("conversation_handed_off", reason=record.reason)
         return handoff.notices(self._cfg.handoff, record, event_id=ctx.event.id)
 
-    async def _conversation(self, key: str, events: list[Event]) -> tuple[bool, str, str | None]:
-        """(with a person?, this turn's session, its stored state): the handoff key and the conversation's
-        hash, asked for together (one round trip on Redis)."""
-        human, record = await asyncio.gather(
-            self._store.get(handoff.state_key(key)), self._store.hall(sessions.record_key(key))
+    async def _conversation(self, key: str, events: list[Event]) -> tuple[str | None, str, str | None]:
+        """(the handoff record, this turn's session, its stored state), from the conversation's hash in one
+        command; a second only for a conversation the agent switched to another session."""
+        pinned = events[-1].session
+        guess = pinned or sessions.DEFAULT
+        record = sessions.record_key(key)
+        human, active, raw_state = await self._store.hmget(
+            record, [handoff.FIELD, sessions.ACTIVE, sessions.state_field(guess)]
         )
-        session = events[-1].session or record.get(sessions.ACTIVE) or sessions.DEFAULT
-        return human is not None, session, record.get(sessions.state_field(session))
+        session = pinned or active or sessions.DEFAULT
+        if session != guess:
+            raw_state = await self._store.hget(record, sessions.state_field(session))
+        return human, session, raw_state
 
     async def _turn(self, agent: str, key: str, events: list[Event]) -> tuple[TurnContext, str | None]:
         """The turn's context, and the state it began with (saved again only when it changed)."""
         human, session, raw_state = await self._conversation(key, events)
-        if human:
+        if human is not None:
             # With a person: the agent is not called (no session enter, no model request, no reply).
             bare = SessionContext(agent, key, self._store, session_name=session)
             ctx = TurnContext(bare, events, history_window=0, send_now=self._send_now)
@@ -414,6 +421,8 @@ class Dispatcher:
         ]
         record, ttl = sessions.record_key(key), self._cfg.history_ttl
         writes += [self._store.hput(record, name, value, ttl=ttl) for name, value in (changes or {}).items()]
+        if human and ttl is not None:  # each message kept for a person renews the handoff, like the history
+            writes.append(self._store.expire(record, ttl))
         await asyncio.gather(*writes)  # one round trip on Redis
         recent = self._recent
         for marker in markers:

@@ -1,6 +1,6 @@
 """``gateway handoff KEY [--reason TEXT] | KEY --release | --list [--json]``: hand a conversation to a person.
 
-``gateway handoff KEY`` puts the conversation in ``human`` state (Redis, ``handoff:{KEY}``): its events still
+``gateway handoff KEY`` puts the conversation in ``human`` state (Redis, ``conv:{KEY}``): its events still
 arrive in order and are kept in its history (``gateway history KEY`` marks them ``[human]``), but no agent
 runs and nothing is answered. The ``[handoff]`` targets of gateway.toml (``slack_channel``, ``webhook_url``)
 are notified through the outbound queue, once per handoff. ``--release`` gives the conversation back (the
@@ -76,7 +76,9 @@ async def _change(settings: Settings, args: argparse.Namespace) -> int:
         if args.release:
             released = await handoff.release(store, args.key)
         else:
-            record, new = await handoff.hand_off(store, args.key, reason=args.reason, by="operator")
+            record, new = await handoff.hand_off(
+                store, args.key, reason=args.reason, by="operator", ttl=settings.history_ttl or None
+            )
     finally:
         await store.close()
     if args.release:

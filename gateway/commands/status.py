@@ -11,7 +11,7 @@ How each number is measured:
   during the window (no consumer, or one stuck at its prefetch limit);
 - consumers: the partition leases (``lease:{p}``) and live members (group ``consumers``) in Redis;
 - serve instances: the live members of the group ``ingress`` (each ``gateway serve`` heartbeats into it);
-- with a person: how many conversations are handed off (``gateway handoff``; one HLEN-sized read of the
+- with a person: how many conversations are handed off (``gateway handoff``; one HGETALL of the
   ``handoffs`` index).
 
 It does not peek at the oldest waiting event: RabbitMQ refuses ``basic.get`` on quorum queues

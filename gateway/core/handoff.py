@@ -2,11 +2,15 @@
 
 While a conversation key is handed off, its consumer still takes its events in order, keeps them in the
 history (marked ``handoff``) and acknowledges them, but no agent runs: no model request, no reply. The
-state lives in Redis under the namespace, one plain key per conversation (``handoff:{KEY}``, read once per
-turn) and one index hash (``handoffs``: KEY -> the same record) that ``gateway handoff --list`` and
-``gateway status`` read. An agent hands off with its ``handoff`` tool (``Agent(..., handoff=True)``) or
-``ctx.handoff(reason)``; an operator with ``gateway handoff KEY``; ``gateway handoff KEY --release`` gives
-the conversation back, and its next event goes to the agent again.
+state lives in Redis under the namespace: the field ``handoff`` of the conversation's hash (``conv:{KEY}``,
+gateway/core/sessions.py, read with the session's state in one HMGET at the start of every turn) and one
+index hash (``handoffs``: KEY -> the same record) that ``gateway handoff --list`` and ``gateway status`` read.
+A handoff lasts until it is released, or until the conversation has been idle for its retention
+(``GATEWAY_HISTORY_TTL``: each message kept for a person renews it, like the history).
+
+An agent hands off with its ``handoff`` tool (``Agent(..., handoff=True)``) or ``ctx.handoff(reason)``; an
+operator with ``gateway handoff KEY``; ``gateway handoff KEY --release`` gives the conversation back, and its
+next event goes to the agent again.
 
 The notice goes through the outbound queue like any reply (rate-limited, and sent once: its id is fixed
 for one handoff), to ``[handoff] slack_channel`` and/or a signed callback to ``[handoff] webhook_url``.
@@ -14,6 +18,7 @@ for one handoff), to ``[handoff] slack_channel`` and/or a signed callback to ``[
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -22,17 +27,14 @@ from urllib.parse import urlencode
 
 from gateway.core.config import HandoffConfig
 from gateway.core.events import OutboundMessage, ReplyAddress
+from gateway.core.sessions import record_key
 from gateway.core.store.base import Store
 
 INDEX = "handoffs"
-#: Redis has no "SET NX" without an expiry that also returns the old value; a handoff lasts until released.
-FOREVER = 10 * 365 * 24 * 3600.0
+#: The field of ``conv:{KEY}`` that holds the record.
+FIELD = "handoff"
 #: The webhook "source" name that signs handoff callbacks (a real source name cannot start with "@").
 WEBHOOK_SIGNER = "@handoff"
-
-
-def state_key(conversation_key: str) -> str:
-    return f"handoff:{conversation_key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,28 +62,31 @@ class Handoff:
 
 
 async def current(store: Store, conversation_key: str) -> Handoff | None:
-    raw = await store.get(state_key(conversation_key))
+    raw = await store.hget(record_key(conversation_key), FIELD)
     return None if raw is None else Handoff.from_json(raw)
 
 
-async def hand_off(store: Store, conversation_key: str, *, reason: str, by: str) -> tuple[Handoff, bool]:
+async def hand_off(
+    store: Store, conversation_key: str, *, reason: str, by: str, ttl: float | None = None
+) -> tuple[Handoff, bool]:
     """Put the conversation in ``human`` state; (the record, whether it was new). A conversation already
-    handed off keeps its first record (and so its notice id: a retried turn notifies once)."""
+    handed off keeps its first record (and so its notice id: a retried turn notifies once). ``ttl``: the
+    conversation's retention (``GATEWAY_HISTORY_TTL``), renewed here."""
     record = Handoff(conversation_key, reason, by, time.time())
-    existing = await store.claim(state_key(conversation_key), record.to_json(), ttl=FOREVER)
+    existing = await store.hclaim(record_key(conversation_key), FIELD, record.to_json())
     if existing is not None:
         record = Handoff.from_json(existing)
-        await store.hput(INDEX, conversation_key, existing)
-        return record, False
-    await store.hput(INDEX, conversation_key, record.to_json())
-    return record, True
+    raw = record.to_json()
+    await asyncio.gather(
+        store.hput(record_key(conversation_key), FIELD, raw, ttl=ttl), store.hput(INDEX, conversation_key, raw)
+    )
+    return record, existing is None
 
 
 async def release(store: Store, conversation_key: str) -> Handoff | None:
     """Give the conversation back to its agent; the record it had, None when it was not handed off."""
     record = await current(store, conversation_key)
-    await store.delete(state_key(conversation_key))
-    await store.hdel(INDEX, conversation_key)
+    await asyncio.gather(store.hdel(record_key(conversation_key), FIELD), store.hdel(INDEX, conversation_key))
     return record
 
 

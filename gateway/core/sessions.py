@@ -9,6 +9,7 @@ hash, ``conv:{KEY}``, read in one command at the start of a turn:
 
     active          the session the agent switched to (a route's ``session`` takes precedence)
     state:{name}    {"private": {...}, "public": {...}} of session ``name``
+    handoff         the record of a handoff to a person, while there is one (gateway/core/handoff.py)
 """
 
 from __future__ import annotations
