@@ -46,6 +46,8 @@ DONE_TTL = 7 * 24 * 3600.0
 HISTORY_KEEP = 1000
 #: Done markers this process wrote lately, checked before the store (see Dispatcher.prepare).
 RECENT_DONE = 50_000
+#: What a session without stored state starts with: a turn that leaves it so writes nothing.
+EMPTY_STATE = State().dump()
 
 
 @dataclass(frozen=True)
@@ -438,7 +440,7 @@ def session_changes(ctx: TurnContext, raw_state: str | None) -> dict[str, str]:
     the turn began with, and the session switched to (``ctx.switch_session``)."""
     changes: dict[str, str] = {}
     state = ctx.state.dump()
-    if state != (raw_state or State().dump()):
+    if state != (raw_state or EMPTY_STATE):
         changes[sessions.state_field(ctx.session_name)] = state
     if ctx.switch_to is not None:
         changes[sessions.ACTIVE] = ctx.switch_to
