@@ -204,6 +204,7 @@ async def test_an_operator_hands_off_and_releases_a_conversation(
         await chat.say("hello again")
         answers = await chat.answered(1)
         await eventually(lambda: len(notices(slack)) >= 2 or None, timeout=20, what="the release notice")
+        hooks = await receiver.wait_for_requests(2, path="/hooks/handoff", timeout=20)
     finally:
         assert await gw.terminate() == 0
     assert "with a person now" in out
@@ -215,4 +216,4 @@ async def test_an_operator_hands_off_and_releases_a_conversation(
     assert missing == 4
     assert "not handed off" in missing_err
     assert answers == ["bot: hello again"]
-    assert len(receiver.requests_for("/hooks/handoff")) == 2
+    assert sorted(h.json()["state"] for h in hooks) == ["agent", "human"]
