@@ -74,7 +74,13 @@ async def test_two_sessions_keep_their_own_history_and_state_and_the_client_read
                 assert status == 202
                 await eventually(stream.texts, until=lambda t, r=replies[i]: r in t, timeout=20, what=replies[i])
         default_state = await get_state(gw.url, key)
-        ops_state = await get_state(gw.url, key, "?session=ops")
+        # saved with the history, right after the replies were queued: a reply can be seen a moment before
+        ops_state = await eventually(
+            lambda: get_state(gw.url, key, "?session=ops"),
+            until=lambda r: r[1]["state"].get("count") == 2,
+            timeout=10,
+            what="the ops state after the last turn",
+        )
         unknown = await get_state(gw.url, key, "?session=nobody")
         no_key = await get_state(gw.url, key, headers={})
         other_app = await get_state(gw.url, "web:other:x")
