@@ -11,7 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.client import GatewayClient, slack_thread
 from gateway.core import samples
+from gateway.core.settings import Settings
 from tests.e2e.conftest import TELEGRAM_SECRET, gateway_env
 from tests.e2e.test_operators import gateway_cli, with_root
 from tests.e2e.test_web import APP_KEY, Sse, send
@@ -121,3 +123,24 @@ async def test_a_route_pins_its_conversations_to_a_named_session(
     assert [m["text"] for m in messages] == ["ops #1 (0 earlier)", "switching to default", "ops #2 (4 earlier)"]
     assert ops[0::2] == ["first", "/default", "second"]
     assert code == 4  # nothing in the default session
+
+
+async def test_application_code_dispatches_into_a_named_session(
+    services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    amqp, redis, namespace = services
+    gw, env = await start(services, slack, telegram, tmp_path)
+    settings = Settings(
+        AMQP_URL=amqp, REDIS_URL=redis, GATEWAY_NAMESPACE=namespace, GATEWAY_CONFIG=env["GATEWAY_CONFIG"]
+    )
+    try:
+        async with GatewayClient.connect(settings) as client:
+            with pytest.raises(ValueError, match="session name"):
+                await client.dispatch("x", to=slack_thread("CAPI", "1700.2"), agent="sess", session="Ops!")
+            receipt = await client.dispatch("from code", to=slack_thread("CAPI", "1700.2"), agent="sess", session="ops")
+        [message] = await slack.wait_for_messages(1, timeout=20)
+        ops = await history(env, receipt.conversation_key, "ops")
+    finally:
+        assert await gw.terminate() == 0
+    assert message["text"] == "ops #1 (0 earlier)"
+    assert ops == ["from code", "ops #1 (0 earlier)"]
