@@ -120,10 +120,13 @@ def notice_text(record: Handoff, *, released: bool = False) -> str:
 
 
 def notices(config: HandoffConfig, record: Handoff, *, event_id: str, released: bool = False) -> list[OutboundMessage]:
-    """The outbound messages that tell people about ``record``: one per configured target."""
+    """The outbound messages that tell people about ``record``: one per configured target. Their
+    ``conversation_key`` is the target's (all notices to one place queue behind each other); the handed-off
+    conversation's key is in the text and in the callback's ``conversation_key``."""
     suffix = ":released" if released else ""
     text = notice_text(record, released=released)
     detail: dict[str, Any] = {
+        "conversation_key": record.key,
         "state": "agent" if released else "human",
         "reason": record.reason,
         "by": record.by,
@@ -138,7 +141,9 @@ def notices(config: HandoffConfig, record: Handoff, *, event_id: str, released: 
             OutboundMessage(
                 id=f"{record.notice_id}{suffix}:slack",
                 event_id=event_id,
-                conversation_key=record.key,
+                # Every notice to one channel on one partition, so its owner keeps the channel's rate limit
+                # (the per-chat buckets are kept in the process that owns the chat's partition).
+                conversation_key=f"handoff:slack:{team}:{config.slack_channel}",
                 to=ReplyAddress(platform="slack", bot=team, channel=config.slack_channel),
                 text=text,
             )
@@ -148,7 +153,7 @@ def notices(config: HandoffConfig, record: Handoff, *, event_id: str, released: 
             OutboundMessage(
                 id=f"{record.notice_id}{suffix}:webhook",
                 event_id=event_id,
-                conversation_key=record.key,
+                conversation_key="handoff:webhook",
                 to=ReplyAddress(
                     platform="webhook", bot=WEBHOOK_SIGNER, channel=record.key, reply_url=config.webhook_url
                 ),

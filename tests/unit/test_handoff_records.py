@@ -59,6 +59,8 @@ def test_one_notice_per_target_with_ids_fixed_for_one_handoff() -> None:
     assert slack.to.channel == "CHUMANS"
     assert slack.to.bot == "T1"
     assert slack.to.thread is None  # a new message in the channel, not a reply in some thread
+    assert slack.conversation_key == "handoff:slack:T1:CHUMANS"  # one lane (and rate limit) per channel
+    assert hook.extra["handoff"]["conversation_key"] == KEY
     assert hook.to.platform == "webhook"
     assert hook.to.bot == handoff.WEBHOOK_SIGNER
     assert hook.to.reply_url == "https://ops.example.com/h"
