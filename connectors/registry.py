@@ -6,6 +6,7 @@ A platform that lives outside this repository is named by import path in ``GATEW
 
 from __future__ import annotations
 
+from connectors.discord.platform import PLATFORM as DISCORD
 from connectors.platform import Platform
 from connectors.slack.platform import PLATFORM as SLACK
 from connectors.teams.platform import PLATFORM as TEAMS
@@ -24,6 +25,7 @@ BUILT_IN: tuple[Platform, ...] = (
     WEB,
     WHATSAPP,
     TEAMS,
+    DISCORD,
 )
 
 

@@ -16,8 +16,8 @@ Minimums, per secret type (checked 2026-11 against the platforms' docs):
   bits)"; https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
 - ``GATEWAY_TOKEN_ENCRYPTION_KEY``: Fernet keys (32 url-safe base64 bytes), space separated for rotation;
   https://cryptography.io/en/latest/fernet/
-- Bot tokens (Slack ``xoxb-``, Telegram ``123456:ABC…``, the WhatsApp access token) and the Slack client
-  secret are checked for placeholders only: the platform refuses a wrong one at the first call.
+- Bot tokens (Slack ``xoxb-``, Telegram ``123456:ABC…``, the WhatsApp access token, the Discord bot token) and
+  the Slack client secret are checked for placeholders only: the platform refuses a wrong one at the first call.
 - Meta app secret (``WHATSAPP_APP_SECRET``): 32 hex characters (App Dashboard → App settings → Basic →
   App secret); the webhook verify token is ours to choose: at least 16, like Telegram's.
   https://developers.facebook.com/docs/graph-api/webhooks/getting-started
@@ -144,6 +144,7 @@ def _configured(settings: Settings, file: GatewayFile) -> Iterator[_Secret]:
     )
     yield _Secret("WHATSAPP_ACCESS_TOKEN", "bot_token", "WhatsApp access token", value(settings.whatsapp_access_token))
     yield _Secret("TEAMS_APP_PASSWORD", "entra_client_secret", "Teams app password", value(settings.teams_app_password))
+    yield _Secret("DISCORD_BOT_TOKEN", "bot_token", "Discord bot token", value(settings.discord_bot_token))
     for name, bot in file.telegram.bots.items():
         what = f"telegram bot {name!r}"
         yield _Secret(bot.token_env, "bot_token", f"{what} token", value(env_secret(bot.token_env)), True)

@@ -3,6 +3,7 @@
 gateway dev       ingress + consumers + sender in one process (the embedded default)
 gateway serve     HTTP ingress only (needs AMQP_URL and REDIS_URL)
 gateway consume   dispatch and outbound workers (needs AMQP_URL and REDIS_URL)
+gateway discord   the Discord Gateway connection: messages in (needs DISCORD_BOT_TOKEN)
 gateway tail      live view of inbound, outbound and dead letters
 gateway dlq       list | show | replay | purge dead letters
 gateway send      sign and post a sample event to a running gateway
@@ -30,7 +31,7 @@ from gateway.core.errors import ConfigError, StoppedWhileConnecting
 from gateway.core.settings import Settings
 
 #: Commands that take part in a trace (the others only read or inspect).
-TRACED = frozenset({"serve", "consume", "dev", "send"})
+TRACED = frozenset({"serve", "consume", "dev", "send", "discord"})
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
         "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", validation_alias=_env("TEAMS_TOKEN_URL")
     )
 
+    #: Discord (connectors/discord): the application's public key (hex; it is public, so not a SecretStr) enables
+    #: the interactions endpoint; the bot token the Gateway connection (``gateway discord``) and channel replies.
+    discord_public_key: str | None = Field(None, validation_alias=_env("DISCORD_PUBLIC_KEY"))
+    discord_bot_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_BOT_TOKEN"))
+    discord_application_id: str | None = Field(None, validation_alias=_env("DISCORD_APPLICATION_ID"))
+    discord_api_url: str = Field("https://discord.com/api/v10", validation_alias=_env("DISCORD_API_URL"))
+    #: ``gateway discord`` serves /healthz, /readyz and /metrics here.
+    discord_port: int = Field(8083, ge=0, le=65535, validation_alias=_env("GATEWAY_DISCORD_PORT"))
+    #: The Gateway intents: GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT (1 + 512 + 4096 + 32768).
+    discord_intents: int = Field(37377, ge=0, validation_alias=_env("GATEWAY_DISCORD_INTENTS"))
+
     web_secret: SecretStr | None = Field(None, validation_alias=_env("GATEWAY_WEB_SECRET"))
     #: Platforms from outside this repository: ``package.module:PLATFORM`` import paths, comma-separated.
     extra_platforms: str | None = Field(None, validation_alias=_env("GATEWAY_PLATFORMS"))
@@ -135,6 +146,9 @@ class Settings(BaseSettings):
     teams_conversation_rate: float = Field(0.5, gt=0, validation_alias=_env("GATEWAY_TEAMS_CONVERSATION_RATE"))
     teams_conversation_burst: float = Field(7.0, ge=1, validation_alias=_env("GATEWAY_TEAMS_CONVERSATION_BURST"))
     teams_tenant_rate: float = Field(50.0, gt=0, validation_alias=_env("GATEWAY_TEAMS_TENANT_RATE"))
+    discord_channel_rate: float = Field(1.0, gt=0, validation_alias=_env("GATEWAY_DISCORD_CHANNEL_RATE"))
+    discord_channel_burst: float = Field(5.0, ge=1, validation_alias=_env("GATEWAY_DISCORD_CHANNEL_BURST"))
+    discord_bot_rate: float = Field(50.0, gt=0, validation_alias=_env("GATEWAY_DISCORD_BOT_RATE"))
     consumer_id: str | None = Field(None, validation_alias=_env("GATEWAY_CONSUMER_ID"))
 
     @field_validator("slack_api_url")
@@ -143,7 +157,7 @@ class Settings(BaseSettings):
         # slack_sdk joins method names onto base_url without adding a slash.
         return v if v.endswith("/") else v + "/"
 
-    @field_validator("telegram_api_url")
+    @field_validator("telegram_api_url", "discord_api_url")
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
         return v.rstrip("/")

@@ -22,14 +22,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: The variable each command's health port is read from (``GATEWAY_PORT`` for the others).
+PORT_VARIABLES = {"consume": "GATEWAY_CONSUME_PORT", "discord": "GATEWAY_DISCORD_PORT"}
+
+
 class GatewayProcess:
     """``python -m gateway.cli COMMAND`` with its own port and a log file."""
 
     def __init__(self, command: str, env: Mapping[str, str], *, name: str | None = None) -> None:
         """Listens on its port variable's value in ``env`` (``GATEWAY_CONSUME_PORT`` for consume,
-        else ``GATEWAY_PORT``), or on a free port when ``env`` has none."""
+        ``GATEWAY_DISCORD_PORT`` for discord, else ``GATEWAY_PORT``), or on a free port when ``env`` has none."""
         self.command = command
-        variable = "GATEWAY_CONSUME_PORT" if command == "consume" else "GATEWAY_PORT"
+        variable = PORT_VARIABLES.get(command, "GATEWAY_PORT")
         self.port = int(env[variable]) if variable in env else free_port()
         self.name = name or command
         # One serve process unless a test asks for workers: tests count processes, pids and log lines.

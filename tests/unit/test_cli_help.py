@@ -28,9 +28,10 @@ ALL = commands(_parser())
 
 def test_the_walk_finds_every_command() -> None:
     paths = {path for path, _, _ in ALL}
-    assert {(c,) for c in ("dev", "serve", "consume", "tail", "dlq", "send", "status", "check", "purge")} <= paths
+    verbs = ("dev", "serve", "consume", "discord", "tail", "dlq", "send", "status", "check", "purge")
+    assert {(c,) for c in verbs} <= paths
     assert {("dlq", a) for a in ("list", "show", "replay", "purge")} <= paths
-    assert {("send", p) for p in ("slack", "telegram", "webhook")} <= paths
+    assert {("send", p) for p in ("slack", "telegram", "webhook", "discord")} <= paths
 
 
 @pytest.mark.parametrize(("path", "summary", "description"), ALL, ids=[" ".join(p) for p, _, _ in ALL])

@@ -1,0 +1,1 @@
+"""Discord: interactions over HTTP (``POST /discord/interactions``) and the Gateway WebSocket (``gateway discord``)."""
