@@ -15,7 +15,10 @@
 
 A turn: system instructions, the windowed history, the new message(s), then
 model calls and tool calls until the model answers with text (at most
-``max_rounds`` model calls); the answer is sent with ``reply``. The connector
+``max_rounds`` model calls); the answer is sent with ``reply``. On a streaming
+route (``ctx.streaming``) a model that can stream (``stream()``: OpenAI-compatible
+servers, Anthropic) writes its answer into ``ctx.stream()`` as it comes; text of
+a round that ends in tool calls stays in the stream, a blank line before the next. The connector
 tools (``reply``, ``react``, ``typing``) are offered to the model as tools too, and with ``handoff=True`` the
 built-in ``handoff(reason)`` tool, which hands the conversation to a person (gateway/core/handoff.py).
 """
@@ -23,12 +26,16 @@ built-in ``handoff(reason)`` tool, which hands the conversation to a person (gat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.context import TurnContext
-from agents.models import ChatModel, ModelError, OpenAIChat, tool_result
+from agents.models import ChatModel, ModelError, ModelTurn, OpenAIChat, tool_result
+from agents.streaming import ReplyStream
 from agents.tools import Tool, make_tool
 from gateway.core.events import Event
+
+if TYPE_CHECKING:
+    from agents.flows import Flow
 
 
 class AgentError(Exception):
@@ -87,9 +94,12 @@ class Agent:
         *,
         max_rounds: int = 8,
         connector_tools: bool = True,
+        flow: Flow | None = None,
         handoff: bool = False,
     ) -> None:
         self.name = name
+        #: A declarative flow that runs this agent's turns (agents/flows/); the model serves its free text.
+        self.flow = flow
         self.instructions = instructions
         self.max_rounds = max_rounds
         self.tools: dict[str, Tool] = {}
@@ -115,7 +125,7 @@ class Agent:
 
     def configure(self, *, base_url: str | None, api_key: str | None, default_model: str | None) -> None:
         """Called by the gateway at load time: the model client from settings, unless one was given."""
-        if self._model is None:
+        if self._model is None and (self.flow is None or self.flow.needs_model):
             name = self._model_name or default_model
             if name is None:
                 raise AgentError(f"agent {self.name!r} has no model: pass model=... or set GATEWAY_LLM_MODEL")
@@ -149,18 +159,26 @@ class Agent:
         return messages
 
     async def on_event(self, ctx: TurnContext, event: Event) -> None:
+        if self.flow is not None:
+            await self.flow.run(ctx, self)
+            return
         messages = await self.messages_for(ctx)
         schemas = [t.schema for t in self.tools.values()]
         model = self.model_for(ctx)
+        live = ctx.stream() if ctx.streaming and getattr(model, "stream", None) is not None else None
         for _ in range(self.max_rounds):
             try:
-                turn = await model.complete(messages, schemas)
+                turn = await (
+                    self._streamed(model, messages, schemas, live) if live else model.complete(messages, schemas)
+                )
             except ModelError as exc:
                 raise AgentError(str(exc)) from exc
             if turn.usage is not None:
                 ctx.usage += turn.usage
             if not turn.tool_calls:
-                if turn.content and turn.content.strip():
+                if live is not None and live.text.strip():
+                    await live.finish()
+                elif turn.content and turn.content.strip():
                     await ctx.reply(turn.content)
                 elif not ctx.replies:
                     raise AgentError("the model returned an empty answer")
@@ -176,3 +194,17 @@ class Agent:
                 )
                 messages.append(tool_result(call, result))
         raise AgentError(f"no final answer after {self.max_rounds} model calls")
+
+    @staticmethod
+    async def _streamed(
+        model: ChatModel, messages: list[dict[str, Any]], schemas: list[dict[str, Any]], live: ReplyStream
+    ) -> ModelTurn:
+        """One model call, its text written into ``live`` as it comes; the call's :class:`ModelTurn`."""
+        gap = "\n\n" if live.text.strip() else ""
+        async for item in model.stream(messages, schemas):  # type: ignore[attr-defined]
+            if isinstance(item, ModelTurn):
+                return item
+            if item:
+                await live.write(gap + item)
+                gap = ""
+        raise ModelError("the model's stream ended without a final turn")

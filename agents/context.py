@@ -2,7 +2,8 @@
 
 Replies are collected during the turn and published (confirmed) when the
 turn succeeds, so a failing turn never leaves a half-answer behind; the
-dispatcher retries the whole turn. Each outbound message's id is derived from
+dispatcher retries the whole turn. A streamed reply (``ctx.stream()``,
+agents/streaming.py) shows while it is written and is finished the same way. Each outbound message's id is derived from
 the inbound message and its position in the turn, so a redelivered or
 replayed turn produces the same ids and the sender posts nothing twice.
 """
@@ -19,6 +20,7 @@ import orjson
 import structlog
 
 from agents.memory import Memory
+from agents.streaming import ReplyStream
 from agents.usage import Usage
 from gateway.core.events import Event, OutboundMessage
 from gateway.core.sessions import DEFAULT, check_name, dump_state, parse_state, scoped
@@ -156,6 +158,10 @@ class TurnContext(SessionContext):
         self.route: str | None = None
         #: The route's own model key variable (bring your own key), for agents/providers.py.
         self.api_key_env: str | None = None
+        #: The route streams answers (``stream = true`` / ``GATEWAY_STREAM``): ``stream()`` shows text live.
+        self.streaming = any(e.stream for e in events)
+        #: Every stream this turn opened, in order.
+        self.streams: list[ReplyStream] = []
         #: Set by :meth:`handoff`: the consumer puts the conversation in ``human`` state after the turn.
         self.handoff_reason: str | None = None
         #: Set by the consumer when the conversation was already with a person: no agent ran this turn.
@@ -197,6 +203,21 @@ class TurnContext(SessionContext):
         self.outbox.append(message)
         return message.id
 
+    def stream(self) -> ReplyStream:
+        """A reply written piece by piece: ``async with ctx.stream() as s: await s.write(delta)``.
+
+        On a streaming route the text shows as it is written (agents/streaming.py); elsewhere it is one
+        ordinary reply when the stream finishes. Its id comes from the same sequence as ``reply``'s."""
+        publish = self._send_now if self.streaming else None
+        stream = ReplyStream(self._message("stream"), publish=publish, on_finish=self.outbox.append)
+        self.streams.append(stream)
+        return stream
+
+    async def finish_streams(self) -> None:
+        """Finish every open stream with the text it has (a turn cut short keeps its partial answer)."""
+        for stream in self.streams:
+            await stream.finish()
+
     async def react(self, emoji: str) -> str:
         """React to the inbound message (Slack reaction name like ``eyes``; Telegram emoji like 👀)."""
         message = self._message("react", emoji=emoji, target_message=self.event.reply_to.message)
@@ -220,4 +241,4 @@ class TurnContext(SessionContext):
 
     @property
     def replies(self) -> list[str]:
-        return [m.text for m in self.outbox if m.action == "reply"]
+        return [m.text for m in self.outbox if m.action in ("reply", "stream")]

@@ -12,9 +12,11 @@ multiplied by the dispatcher's, and never a half-answer.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
 import openai
 
 from agents.usage import Usage
@@ -76,6 +78,13 @@ class ChatModel(Protocol):
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelTurn: ...
 
 
+class StreamingModel(ChatModel, Protocol):
+    """A model that can also stream: text deltas (``str``) as they come, then one :class:`ModelTurn`
+    with the whole content, the tool calls and the usage."""
+
+    def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> AsyncIterator[str | ModelTurn]: ...
+
+
 class OpenAIChat:
     def __init__(
         self,
@@ -92,20 +101,17 @@ class OpenAIChat:
             base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=max_retries
         )
 
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelTurn:
+    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
         if tools:
             kwargs["tools"] = tools
+        return kwargs
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelTurn:
         try:
-            resp = await self._client.chat.completions.create(**kwargs)
-        except openai.APIStatusError as exc:
-            raise ModelError(
-                f"model server answered {exc.status_code}: {exc.message}",
-                retry_after=_retry_after(exc),
-                status=exc.status_code,
-            ) from exc
+            resp = await self._client.chat.completions.create(**self._request(messages, tools))
         except openai.APIError as exc:
-            raise ModelError(f"model server unreachable: {exc}") from exc
+            raise _model_error(exc) from exc
         if not resp.choices:
             raise ModelError("model server returned no choices")
         msg = resp.choices[0].message
@@ -118,8 +124,55 @@ class OpenAIChat:
         spent = Usage.from_dict(usage.model_dump()) if usage is not None else None
         return ModelTurn(content=msg.content, tool_calls=calls, usage=spent)
 
+    async def stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> AsyncIterator[str | ModelTurn]:
+        """``stream: true``: ``chat.completion.chunk`` events, text in ``choices[0].delta.content``; tool calls
+        come as fragments keyed by ``index`` (the first with ``id`` and ``function.name``, then pieces of
+        ``function.arguments``); ``stream_options.include_usage`` adds a last chunk with no choices and the
+        usage. https://platform.openai.com/docs/api-reference/chat-streaming"""
+        texts: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        spent: Usage | None = None
+        try:
+            chunks = await self._client.chat.completions.create(
+                **self._request(messages, tools), stream=True, stream_options={"include_usage": True}
+            )
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    spent = Usage.from_dict(chunk.usage.model_dump())
+                for choice in chunk.choices[:1]:
+                    delta = choice.delta
+                    if delta.content:
+                        texts.append(delta.content)
+                        yield delta.content
+                    for part in delta.tool_calls or []:
+                        call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": []})
+                        call["id"] = part.id or call["id"]
+                        if part.function is not None:
+                            call["name"] = part.function.name or call["name"]
+                            call["arguments"].append(part.function.arguments or "")
+        except openai.APIError as exc:
+            raise _model_error(exc) from exc
+        except httpx.HTTPError as exc:  # the connection broke in the middle of the stream
+            raise ModelError(f"model stream broke off: {exc!r}") from exc
+        tool_calls = [
+            ToolCall(c["id"], c["name"], "".join(c["arguments"]) or "{}") for _, c in sorted(calls.items()) if c["name"]
+        ]
+        yield ModelTurn(content="".join(texts) or None, tool_calls=tool_calls, usage=spent)
+
     async def close(self) -> None:
         await self._client.close()
+
+
+def _model_error(exc: openai.APIError) -> ModelError:
+    if isinstance(exc, openai.APIStatusError):
+        return ModelError(
+            f"model server answered {exc.status_code}: {exc.message}",
+            retry_after=_retry_after(exc),
+            status=exc.status_code,
+        )
+    return ModelError(f"model server unreachable: {exc}")
 
 
 def tool_result(call: ToolCall, content: str) -> dict[str, Any]:

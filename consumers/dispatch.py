@@ -361,8 +361,14 @@ class Dispatcher:
         try:
             ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
             # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
-            if self._usage is None or await self._usage.admit(agent, ctx):
-                await inst.agent.on_event(ctx, ctx.event)
+            try:
+                if self._usage is None or await self._usage.admit(agent, ctx):
+                    await inst.agent.on_event(ctx, ctx.event)
+                await ctx.finish_streams()  # a stream the agent left open ends with the turn
+            except BaseException:
+                for stream in ctx.streams:  # unfinished: the retry continues the same platform message
+                    await asyncio.shield(stream.abandon())
+                raise
             return ctx, raw_state
         finally:
             if typing is not None:
@@ -405,7 +411,7 @@ class Dispatcher:
     ) -> None:
         human = ctx is not None and ctx.human
         records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None, handoff=human) for e in events]
-        records += [Turn("assistant", m.text, m.event_id) for m in outbox if m.action == "reply"]
+        records += [Turn("assistant", m.text, m.event_id) for m in outbox if m.action in ("reply", "stream")]
         if ctx is not None:
             records = with_what_was_done(records, len(events), ctx)
         turns = [t.to_json() for t in records]

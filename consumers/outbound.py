@@ -1,7 +1,9 @@
 """The outbound worker: one platform call per message (through that platform's sender), in order per chat, never twice.
 
 Before a call, the ``sent:{id}`` marker is checked; after a successful call it
-is written. A 429 waits the platform's ``Retry-After`` and tries again in the
+is written. Stream snapshots (``action="stream"``) go through consumers/streams.py,
+which keeps each stream's platform messages in the store; a lane run drops the
+snapshots a later one of the same stream replaces. A 429 waits the platform's ``Retry-After`` and tries again in the
 same lane (so later messages to that chat stay behind it); a failure before
 the request was sent is retried with backoff; anything else is dead-lettered.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -18,6 +22,7 @@ from pydantic import ValidationError
 from connectors.outbound import PlatformSender
 from consumers.deadletter import DeadLetters
 from consumers.ratelimit import RateLimiter
+from consumers.streams import Streams, superseded
 from gateway.core import tracing
 from gateway.core.bus.base import Delivery
 from gateway.core.errors import RateLimited, SendError
@@ -61,6 +66,7 @@ class OutboundWorker:
         self._attempts = attempts
         self._retry_base = retry_base
         self._forgot_at = time.monotonic()
+        self._streams = Streams(store, limiter)
 
     @staticmethod
     def lane_key(delivery: Delivery) -> str:
@@ -73,8 +79,21 @@ class OutboundWorker:
         to = message.to
         return f"{to.platform}:{to.bot}:{to.channel}"
 
+    def arrive(self, delivery: Delivery) -> str:
+        """On arrival, in queue order: the delivery's lane (:meth:`lane_key`); a stream snapshot is noted as the
+        newest of its stream (consumers/streams.py)."""
+        key = self.lane_key(delivery)
+        if isinstance(delivery.prepared, OutboundMessage):
+            self._streams.arrived(delivery.prepared)
+        return key
+
     async def run(self, _chat: str, deliveries: list[Delivery]) -> None:
-        for d in deliveries:
+        stale = superseded(deliveries)
+        for i, d in enumerate(deliveries):
+            if i in stale:
+                if d.alive():
+                    await d.ack()
+                continue
             await self._one(d)
         now = time.monotonic()
         if now - self._forgot_at > FORGET_EVERY:  # full per-chat buckets carry nothing: let them go
@@ -105,6 +124,9 @@ class OutboundWorker:
         if message.action == "typing":
             await self._typing(platform, message)
             await d.ack()
+            return
+        if message.action == "stream" and self._streams.stale(message):
+            await d.ack()  # a newer snapshot of its stream is already shown
             return
         if may_be_sent(d) and await self._store.get(sent_marker(message.id)) is not None:
             self._metrics.outbound_duplicates.labels(message.to.platform).inc()
@@ -143,11 +165,12 @@ class OutboundWorker:
     ) -> None:
         name = message.to.platform
         error = ""
+        call = self._call(platform, message)
+        snapshot = message.action == "stream" and not message.final
         for attempt in range(1, self._attempts + 1):
-            await self._limiter.wait(message)
             start = time.perf_counter()
             try:
-                result = await platform.send(message)
+                result = await call()
             except RateLimited as exc:
                 self._metrics.rate_limited.labels(name).inc()
                 error = str(exc)
@@ -170,13 +193,29 @@ class OutboundWorker:
                 break
             self._metrics.send_seconds.labels(name).observe(time.perf_counter() - start)
             self._metrics.sent.labels(name, message.action).inc()
-            await self._mark_sent(message, result)
+            if not snapshot:  # a stream's marker is its final's: the state in the store covers the rest
+                await self._mark_sent(message, result)
             log.info("outbound_sent", message_id=message.id, platform=name, action=message.action)
             tracing.set_attributes(current, **{"gateway.attempts": attempt})
             await d.ack()
             return
         tracing.set_error(current, error)
+        if snapshot:  # a preview: the final snapshot brings the message up to date, or is dead-lettered
+            log.info("stream_snapshot_failed", message_id=message.id, seq=message.seq, error=error)
+            await d.ack()
+            return
         await self._dead.send(d, stage="outbound", reason="send_failed", error=error, attempts=attempt)
+
+    def _call(self, platform: PlatformSender, message: OutboundMessage) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """One attempt: paced by the limiter (a stream paces each of its platform calls itself)."""
+        if message.action == "stream":
+            return lambda: self._streams.push(platform, message)
+
+        async def send() -> dict[str, Any]:
+            await self._limiter.wait(message)
+            return await platform.send(message)
+
+        return send
 
     async def _mark_sent(self, message: OutboundMessage, result: dict[str, object]) -> None:
         try:

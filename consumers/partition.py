@@ -30,7 +30,8 @@ class PartitionWorker:
         self._sender = sender
         self._prepare = dispatcher.prepare
         self.turns: Lanes[Delivery] = Lanes(dispatcher.run, collect=self._collects)
-        self.sends: Lanes[Delivery] = Lanes(sender.run)
+        # A run takes everything buffered for the chat: stream snapshots made stale by a later one are dropped.
+        self.sends: Lanes[Delivery] = Lanes(sender.run, collect=lambda key: True)
         self._subs: list[Subscription] = []
         self._collect_keys: set[str] = set()
 
@@ -57,7 +58,7 @@ class PartitionWorker:
         return delivery.headers.get("busy") == "collect"
 
     async def _on_outbound(self, delivery: Delivery) -> None:
-        self.sends.submit(OutboundWorker.lane_key(delivery), delivery)
+        self.sends.submit(self._sender.arrive(delivery), delivery)
 
     async def stop(self, *, grace: float) -> None:
         """Hand the partition back: finish in-flight work within ``grace``, return the rest."""

@@ -141,7 +141,7 @@ async def open_runtime(
         store=store,
         metrics=metrics,
         publisher=Publisher(bus, metrics, timeout=settings.publish_timeout),
-        router=Router(file.routes, settings.default_agent),
+        router=Router(file.routes, settings.default_agent, stream=settings.stream),
         embedded=embedded,
     )
     connecting: asyncio.Task[None] | None = None

@@ -18,6 +18,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors.outbound import TRANSPORT_ERRORS, transport_error
+from connectors.slack.stream import SlackStream
+from connectors.streaming import StreamIO, StreamState
 from gateway.core.errors import RateLimited, SendError
 from gateway.core.events import OutboundMessage
 
@@ -85,13 +87,20 @@ class SlackSender:
                 return {}
             raise SendError(f"Slack does not support action {message.action!r}", platform="slack")
         except SlackApiError as exc:
-            status = exc.response.status_code
-            if status == 429:
-                retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
-                raise RateLimited("Slack answered 429", platform="slack", retry_after=retry_after) from exc
             if exc.response.get("error") == "already_reacted":
                 return {"already": True}
-            raise SendError(f"Slack refused: {exc.response.get('error')}", platform="slack") from exc
+            raise _refused(exc) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, platform="slack", target="Slack") from exc
+
+    async def stream(self, message: OutboundMessage, state: StreamState, io: StreamIO) -> None:
+        """A stream snapshot: native streaming in the thread, else post-and-edit (connectors/slack/stream.py)."""
+        to = message.to
+        token = await self._tokens.token_for(to.bot) if self._tokens is not None else self._token
+        try:
+            await SlackStream(self._client, token, to, state, io).show(message.text, message.final)
+        except SlackApiError as exc:
+            raise _refused(exc) from exc
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, platform="slack", target="Slack") from exc
 
@@ -100,3 +109,10 @@ class SlackSender:
             await self._session.close()
         self._session = None
         self._web = None
+
+
+def _refused(exc: SlackApiError) -> SendError:
+    if exc.response.status_code == 429:
+        retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
+        return RateLimited("Slack answered 429", platform="slack", retry_after=retry_after)
+    return SendError(f"Slack refused: {exc.response.get('error')}", platform="slack")

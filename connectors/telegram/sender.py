@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 from telegram import Bot
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
+from connectors.streaming import StreamIO, StreamState
+from connectors.telegram.stream import TelegramStream
 from gateway.core.errors import RateLimited, SendError
 from gateway.core.events import OutboundMessage
 
@@ -73,17 +75,27 @@ class TelegramSender:
                 )
                 return {}
             raise SendError(f"Telegram does not support action {message.action!r}", platform="telegram")
-        except RetryAfter as exc:
-            raise RateLimited(
-                "Telegram answered 429", platform="telegram", retry_after=_seconds(exc.retry_after)
-            ) from exc
-        except (TimedOut, NetworkError) as exc:
-            retryable = isinstance(exc.__cause__, _NOT_SENT)
-            raise SendError(f"Telegram call failed: {exc}", platform="telegram", retryable=retryable) from exc
-        except (BadRequest, TelegramError) as exc:
-            raise SendError(f"Telegram refused: {exc}", platform="telegram") from exc
+        except TelegramError as exc:
+            raise _refused(exc) from exc
+
+    async def stream(self, message: OutboundMessage, state: StreamState, io: StreamIO) -> None:
+        """A stream snapshot: drafts in private chats, else post-and-edit (connectors/telegram/stream.py)."""
+        try:
+            bot = await self._bot(message.to.bot)
+            await TelegramStream(bot, message.to, message.id, state, io).show(message.text, message.final)
+        except TelegramError as exc:
+            raise _refused(exc) from exc
 
     async def close(self) -> None:
         for name in list(self._initialized):
             await self._bots[name].shutdown()
         self._initialized.clear()
+
+
+def _refused(exc: TelegramError) -> SendError:
+    if isinstance(exc, RetryAfter):
+        return RateLimited("Telegram answered 429", platform="telegram", retry_after=_seconds(exc.retry_after))
+    if isinstance(exc, TimedOut | NetworkError):
+        retryable = isinstance(exc.__cause__, _NOT_SENT)
+        return SendError(f"Telegram call failed: {exc}", platform="telegram", retryable=retryable)
+    return SendError(f"Telegram refused: {exc}", platform="telegram")

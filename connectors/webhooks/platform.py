@@ -51,7 +51,8 @@ def outbound(parts: Parts) -> PlatformSender | None:
     handoff = parts.file.handoff.webhook_secret()
     if handoff is not None:  # handoff notices (gateway/core/handoff.py) are signed callbacks too
         keys[WEBHOOK_SIGNER] = secret_key(handoff.get_secret_value())
-    return WebhookSender(keys) if keys else None
+    chunked = {name for name, src in parts.file.webhooks.sources.items() if src.stream == "chunked"}
+    return WebhookSender(keys, chunked=chunked) if keys else None
 
 
 def webhook_body(source: WebhookSourceConfig, name: str, text: str, customer: str) -> bytes:

@@ -82,6 +82,9 @@ class WebhookSourceConfig(_Strict):
     type_pointer: str | None = "/type"
     reply_url: str | None = None
     reply_secret_env: str | None = None
+    #: A streamed answer as signed ``agent.reply.delta`` callbacks and then the final ``agent.reply``
+    #: (``chunked``), or the final callback only (``final``, the default).
+    stream: Literal["final", "chunked"] = "final"
 
     def secrets(self, name: str) -> list[SecretStr]:
         raw = _secret_from_env(self.secret_env, f"webhook source {name!r} secret")
@@ -128,6 +131,8 @@ class RouteConfig(BudgetConfig):
     agent: str | None = None
     key: KeyGranularity = "thread"
     busy: BusyPolicy = "queue"
+    #: Stream answers as they are written (None: ``GATEWAY_STREAM``); see agents/streaming.py.
+    stream: bool | None = None
     #: The named session its conversations run in (own history, memory and state); unset: ``default``, or
     #: the one the agent switched to.
     session: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")

@@ -86,6 +86,8 @@ class Event(_Frozen):
     agent: str | None = None
     #: What happens to messages that arrive during a turn: one turn each (queue) or folded (collect).
     busy: Literal["queue", "collect"] = "queue"
+    #: The route streams its answers (``stream = true`` in ``gateway.toml`` or ``GATEWAY_STREAM=1``).
+    stream: bool = False
     #: The named session the route pins (gateway/core/sessions.py); None: the conversation's current one.
     session: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     sender: Sender | None = None
@@ -104,7 +106,7 @@ class Event(_Frozen):
         return self.skip_reason is None and self.kind in CONVERSATIONAL
 
 
-OutboundAction = Literal["reply", "react", "typing", "edit"]
+OutboundAction = Literal["reply", "react", "typing", "edit", "stream"]
 
 
 class OutboundMessage(_Frozen):
@@ -125,4 +127,8 @@ class OutboundMessage(_Frozen):
     emoji: str | None = None
     target_message: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: ``stream`` only: the position of this snapshot in its stream (``text`` is everything written so far,
+    #: not a delta) and whether it is the last one. Every snapshot of a stream shares its ``id``.
+    seq: int = 0
+    final: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -28,15 +28,17 @@ class Route:
     agent: str
     key: KeyGranularity
     busy: BusyPolicy
+    stream: bool = False
     session: str | None = None
 
 
 class Router:
     """First matching ``[[routes]]`` entry wins; otherwise the default agent with thread keys."""
 
-    def __init__(self, routes: list[RouteConfig], default_agent: str) -> None:
+    def __init__(self, routes: list[RouteConfig], default_agent: str, *, stream: bool = False) -> None:
+        """``stream``: ``GATEWAY_STREAM``, for the default route and every route that does not say."""
         self._routes = routes
-        self._default = Route(agent=default_agent, key="thread", busy="queue")
+        self._default = Route(agent=default_agent, key="thread", busy="queue", stream=stream)
 
     def match(self, address: ReplyAddress) -> RouteConfig | None:
         """The first ``[[routes]]`` entry that claims this address, if any."""
@@ -54,15 +56,21 @@ class Router:
         r = self.match(address)
         if r is None:
             return self._default
-        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy, session=r.session)
+        stream = self._default.stream if r.stream is None else r.stream
+        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy, stream=stream, session=r.session)
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
-        same = key == event.conversation_key and route.agent == event.agent and route.busy == event.busy
-        if same and route.session in (None, event.session):
+        same = route.agent == event.agent and route.busy == event.busy and route.stream == event.stream
+        if key == event.conversation_key and same and route.session in (None, event.session):
             return event
-        update: dict[str, object] = {"conversation_key": key, "agent": route.agent, "busy": route.busy}
+        update: dict[str, object] = {
+            "conversation_key": key,
+            "agent": route.agent,
+            "busy": route.busy,
+            "stream": route.stream,
+        }
         if route.session is not None:
             update["session"] = route.session
         return event.model_copy(update=update)

@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     memory_ttl: float = Field(90 * 24 * 3600.0, ge=0, validation_alias=_env("GATEWAY_MEMORY_TTL"))
     #: While a turn runs (after its first second), a typing indicator every this many seconds; 0: off.
     typing_every: float = Field(4.0, ge=0, validation_alias=_env("GATEWAY_TYPING_EVERY"))
+    #: Stream answers as the model writes them, on every route that does not say (``stream`` in a route).
+    stream: bool = Field(False, validation_alias=_env("GATEWAY_STREAM"))
     turn_attempts: int = Field(3, ge=1, validation_alias=_env("GATEWAY_TURN_ATTEMPTS"))
     retry_base: float = Field(1.0, ge=0, validation_alias=_env("GATEWAY_RETRY_BASE"))
     send_attempts: int = Field(5, ge=1, validation_alias=_env("GATEWAY_SEND_ATTEMPTS"))

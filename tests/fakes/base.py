@@ -11,6 +11,7 @@ Control endpoints, present on every fake so a test in another process can drive 
 * ``POST /_inject`` with ``{"kind": "rate_limit"|"fail"|"delay", "n": 1, "retry_after": 1,
   "status": 500, "seconds": 0.5, "method": null}``
 * ``POST /_reset`` forgets recorded calls and pending injections.
+* ``GET /_timeline`` (chat fakes) -> every visible change of text, with its ``at``.
 
 A call is recorded (and waiters woken) once its answer is decided, before an injected delay, so
 ``wait_for_calls`` also sees calls whose answer is being held back. ``Call.at`` is
@@ -38,6 +39,7 @@ __all__ = [
     "FakeServer",
     "Injection",
     "InjectionKind",
+    "Shown",
     "json_response",
     "read_request_args",
     "run_cli",
@@ -143,9 +145,7 @@ class FakeServer:
             return self
         self._cond = asyncio.Condition()
         app = web.Application(client_max_size=32 * 1024 * 1024)
-        app.router.add_get("/_calls", self._get_calls)
-        app.router.add_post("/_inject", self._post_inject)
-        app.router.add_post("/_reset", self._post_reset)
+        self.add_control_routes(app)
         self.add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -174,6 +174,11 @@ class FakeServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def add_control_routes(self, app: web.Application) -> None:
+        app.router.add_get("/_calls", self._get_calls)
+        app.router.add_post("/_inject", self._post_inject)
+        app.router.add_post("/_reset", self._post_reset)
 
     # ------------------------------------------------------------------ to override
     def add_routes(self, app: web.Application) -> None:
@@ -350,17 +355,56 @@ class FakeServer:
         return json_response({"ok": True})
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a user could see at ``at`` (``time.monotonic()``): ``message`` in ``chat`` showed ``text``.
+
+    ``message`` is the platform's id (Slack ``ts``, Telegram ``message_id``; ``draft:N`` for a Telegram
+    draft, which is not a message); ``final`` is False while a stream or draft is still open on it."""
+
+    at: float
+    chat: str
+    message: str
+    text: str
+    final: bool = True
+
+
 class ChatFake(FakeServer):
     """Base class of the chat platforms' fakes: also keeps the messages and reactions it accepted.
 
     A subclass appends the (decoded) arguments of each message post it accepts to ``_messages``
     and of each reaction to ``_reactions``; rejected attempts are not kept. :meth:`reset` forgets them.
+    Every change of visible text (a post, an edit, a streamed append, a draft) is in ``timeline``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self._messages: list[dict[str, Any]] = []
         self._reactions: list[dict[str, Any]] = []
+        self.timeline: list[Shown] = []
+
+    def show(self, chat: Any, message: Any, text: str, *, final: bool = True) -> None:
+        self.timeline.append(Shown(time.monotonic(), str(chat), str(message), text, final))
+
+    def screen(self, chat: Any) -> dict[str, str]:
+        """What each message of ``chat`` shows now (drafts included), in the order they appeared."""
+        out: dict[str, str] = {}
+        for s in self.timeline:
+            if s.chat == str(chat):
+                out[s.message] = s.text
+        return out
+
+    def add_control_routes(self, app: web.Application) -> None:
+        super().add_control_routes(app)
+        app.router.add_get("/_timeline", self._get_timeline)
+
+    async def _get_timeline(self, request: web.Request) -> web.Response:
+        """``GET /_timeline`` -> ``{"timeline": [{"at", "chat", "message", "text", "final"}, ...]}``."""
+        return json_response({"timeline": [asdict(s) for s in self.timeline]})
+
+    def steps(self, chat: Any, message: Any) -> list[Shown]:
+        """Every text ``message`` of ``chat`` showed, in order."""
+        return [s for s in self.timeline if s.chat == str(chat) and s.message == str(message)]
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -381,6 +425,7 @@ class ChatFake(FakeServer):
         super().reset()
         self._messages.clear()
         self._reactions.clear()
+        self.timeline.clear()
 
 
 async def read_request_args(

@@ -9,8 +9,14 @@ Use with the real client::
 
 The handler receives the decoded JSON request body (``model``, ``messages``, ``tools`` ...) and
 returns a :class:`ModelReply` (or a complete ``chat.completion`` dict). The default handler
-answers ``"echo: <last user message content>"``. Streaming is not supported: ``stream: true``
-gets a 400.
+answers ``"echo: <last user message content>"``.
+
+``stream: true`` answers Server-Sent Events in the real format (followed: OpenAI's chat streaming reference,
+https://platform.openai.com/docs/api-reference/chat-streaming): a ``chat.completion.chunk`` per ``data:``
+line (the first with ``delta.role``, then the content a word at a time, tool calls as an opening fragment with
+``id``/``name`` and then pieces of ``arguments``, then one with ``finish_reason``), with
+``stream_options.include_usage`` a last chunk with no choices and the usage, then ``data: [DONE]``.
+``fake.stream_delay`` (seconds, also ``POST /_config {"stream_delay": 0.02}``) spaces the chunks.
 
 Run standalone: ``python -m tests.fakes.openai_api --port 0 --api-key sk-test`` prints
 ``READY http://127.0.0.1:PORT`` (hand ``<that>/v1`` to ``AsyncOpenAI``). A test in another process
@@ -22,8 +28,10 @@ scripts it with ``POST /_script`` ``{"replies": [{"tool_call": {"name": "f", "ar
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -138,6 +146,11 @@ class FakeOpenAI(FakeServer):
         self.model = model
         self._handler: Handler = echo_handler
         self._request_ids = itertools.count(1)
+        #: Seconds between two chunks of a streamed answer.
+        self.stream_delay = 0.0
+        #: A whole (not streamed) answer also takes ``stream_delay`` per chunk it would have streamed, as a
+        #: real model takes as long to write an answer whether it streams it or not.
+        self.pace_whole = False
 
     def script(self, handler: Handler) -> None:
         """Answer every following completion request with ``handler(request_body)``."""
@@ -164,6 +177,20 @@ class FakeOpenAI(FakeServer):
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model}", self._model)
         app.router.add_post("/_script", self._post_script)
+        app.router.add_post("/_config", self._post_config)
+
+    async def _post_config(self, request: web.Request) -> web.StreamResponse:
+        """Process mode: ``{"stream_delay": 0.02, "pace_whole": true, "answer": "always this"}``."""
+        try:
+            spec = await request.json()
+            self.stream_delay = float(spec.get("stream_delay", self.stream_delay))
+            self.pace_whole = bool(spec.get("pace_whole", self.pace_whole))
+            if "answer" in spec:
+                answer = str(spec["answer"])
+                self.script(lambda req: text_reply(answer))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return json_response({"ok": False, "error": repr(exc)}, status=400)
+        return json_response({"ok": True})
 
     async def _post_script(self, request: web.Request) -> web.StreamResponse:
         """Process mode: ``{"replies": [{"content": "hi"}, {"tool_call": {"name": "f",
@@ -221,14 +248,6 @@ class FakeOpenAI(FakeServer):
         def respond() -> web.StreamResponse:
             if not isinstance(body, dict):
                 return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
-            if body.get("stream"):
-                return _error(
-                    400,
-                    "streaming is not supported by the fake OpenAI server",
-                    "invalid_request_error",
-                    "unsupported_value",
-                    param="stream",
-                )
             if not body.get("model"):
                 return _error(400, "you must provide a model parameter", "invalid_request_error", None, param="model")
             if not isinstance(body.get("messages"), list) or not body["messages"]:
@@ -241,11 +260,32 @@ class FakeOpenAI(FakeServer):
                 )
             reply = self._handler(body)
             completion = reply.to_completion(body) if isinstance(reply, ModelReply) else reply
+            if body.get("stream") is True:
+                return self._stream(request, completion, bool((body.get("stream_options") or {}).get("include_usage")))
+            if self.pace_whole and self.stream_delay > 0:
+                return self._whole_after(completion, len(stream_chunks(completion, False)) - 1)
             return json_response(completion, headers=self._headers())
 
         return await self.handle(
             request, "chat.completions", args, respond, check_auth=lambda: self._check_auth(request)
         )
+
+    async def _stream(
+        self, request: web.Request, completion: dict[str, Any], include_usage: bool
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8", **self._headers()})
+        await response.prepare(request)
+        for i, chunk in enumerate(stream_chunks(completion, include_usage)):
+            if i and self.stream_delay > 0:
+                await asyncio.sleep(self.stream_delay)
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _whole_after(self, completion: dict[str, Any], chunks: int) -> web.StreamResponse:
+        await asyncio.sleep(self.stream_delay * chunks)
+        return json_response(completion, headers=self._headers())
 
     def _model_object(self, model: str) -> dict[str, Any]:
         return {"id": model, "object": "model", "created": 1700000000, "owned_by": "fake-openai"}
@@ -280,6 +320,39 @@ class FakeOpenAI(FakeServer):
             respond,
             check_auth=lambda: self._check_auth(request),
         )
+
+
+def stream_chunks(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A ``chat.completion`` as the ``chat.completion.chunk`` objects a streaming server sends for it."""
+    choice = completion["choices"][0]
+    message = choice["message"]
+    head = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint") if k in completion}
+    head["object"] = "chat.completion.chunk"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        out = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        if include_usage:
+            out["usage"] = None
+        return out
+
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    chunks += [chunk({"content": word}) for word in re.findall(r"\s*\S+|\s+$", message.get("content") or "")]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        fn = call["function"]
+        opening = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": fn["name"], "arguments": ""},
+        }
+        chunks.append(chunk({"tool_calls": [opening]}))
+        args = fn.get("arguments") or ""
+        for start in range(0, len(args), 8):
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": args[start : start + 8]}}]}))
+    chunks.append(chunk({}, choice.get("finish_reason") or "stop"))
+    if include_usage:
+        chunks.append({**head, "choices": [], "usage": completion.get("usage")})
+    return chunks
 
 
 def _error(

@@ -18,6 +18,16 @@ Across workspaces (``tests/fakes/slack_workspaces.py``): ``fake.workspaces.add("
 auth (team A's token cannot post to team B's channel), ``fake.workspaces.revoke(team)``. ``posts`` keeps the
 token each accepted ``chat.postMessage`` came with. The single ``token`` keeps working for any channel.
 
+Streaming (followed: docs.slack.dev reference for ``chat.startStream``/``chat.appendStream``/``chat.stopStream``,
+as slack_sdk 3.48's ``AsyncWebClient.chat_startStream`` etc. call them, JSON bodies): ``startStream`` needs
+``channel`` and ``thread_ts`` (a streamed message is always a reply) and answers ``ts``; ``appendStream`` adds
+``markdown_text`` (at most 12,000 characters a call) to a streaming message, ``stopStream`` ends it (with an
+optional last ``markdown_text``). Both refuse an unknown ``ts`` (``message_not_found``) and a stream that has
+stopped (``message_not_in_streaming_state``). ``fake.streaming = False`` (or ``POST /_config
+{"streaming": false}``) makes the three methods ``unknown_method``, as for an app or workspace without them.
+``chat.update`` refuses a message that does not exist (``message_not_found``). Every visible change is in
+``timeline`` (tests/fakes/base.py ``Shown``).
+
 Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` prints
 ``READY http://127.0.0.1:PORT/api/``.
 """
@@ -25,6 +35,7 @@ Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` p
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,6 +73,10 @@ class FakeSlack(ChatFake):
         self.workspaces = Workspaces()
         #: (token, arguments) of every accepted chat.postMessage.
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        #: chat.startStream/appendStream/stopStream exist (False: unknown_method).
+        self.streaming = True
+        #: (channel, ts) of the messages whose stream is open.
+        self._open_streams: set[tuple[str, str]] = set()
 
     @property
     def base_url(self) -> str:
@@ -71,11 +86,22 @@ class FakeSlack(ChatFake):
         super().reset()
         self._posted.clear()
         self.posts.clear()
+        self._open_streams.clear()
+
+    def created(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """The bot's messages in a thread (posted or streamed), in order: one per answer is the goal."""
+        return [m for (c, _), m in self._posted.items() if c == channel and m.get("thread_ts") == thread_ts]
 
     # ------------------------------------------------------------------ wire format
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/oauth/v2/authorize", self._authorize)
+        app.router.add_post("/_config", self._config)
+
+    async def _config(self, request: web.Request) -> web.StreamResponse:
+        spec = await request.json()
+        self.streaming = bool(spec.get("streaming", self.streaming))
+        return json_response({"ok": True, "streaming": self.streaming})
 
     async def _authorize(self, request: web.Request) -> web.StreamResponse:
         """Slack's consent page, approved at once: back to ``redirect_uri`` with a code and the state."""
@@ -150,6 +176,16 @@ class FakeSlack(ChatFake):
             "chat.postEphemeral": self._chat_post_ephemeral,
             "reactions.add": self._reactions_add,
             "assistant.threads.setStatus": self._assistant_set_status,
+            "conversations.replies": self._conversations_replies,
+            **(
+                {
+                    "chat.startStream": self._chat_start_stream,
+                    "chat.appendStream": self._chat_append_stream,
+                    "chat.stopStream": self._chat_stop_stream,
+                }
+                if self.streaming
+                else {}
+            ),
         }.get(method)
         if handler is None:
             return json_response({"ok": False, "error": "unknown_method"})
@@ -159,8 +195,9 @@ class FakeSlack(ChatFake):
         return json_response(answer)
 
     def _next_ts(self) -> str:
-        self._ts_counter += 100
-        return f"{1700000000 + self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
+        # Like Slack's: the time of posting in microseconds, unique per channel (here: across the fake).
+        self._ts_counter = max(self._ts_counter + 1, int(time.time() * 1_000_000))
+        return f"{self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -202,7 +239,77 @@ class FakeSlack(ChatFake):
                 message[key] = args[key]
         self._posted[(channel, ts)] = message
         self._messages.append(args)
+        self.show(channel, ts, message["text"])
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The bot's messages of a thread (the fake keeps no others), oldest first; ``oldest`` bounds them."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not ts:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        found = [
+            dict(m)
+            for (c, mts), m in sorted(self._posted.items(), key=lambda kv: float(kv[0][1]))
+            if c == channel and (m.get("thread_ts") == ts or mts == ts) and float(mts) >= oldest
+        ]
+        return {"ok": True, "messages": found, "has_more": False}
+
+    def _chat_start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        text = str(args.get("markdown_text") or "")
+        if len(text) > 12_000:
+            return {"ok": False, "error": "msg_too_long"}
+        channel, ts = str(args["channel"]), self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "text": text,
+            "user": self.BOT_USER_ID,
+            "bot_id": self.BOT_ID,
+            "team": self.TEAM_ID,
+            "ts": ts,
+            "thread_ts": str(args["thread_ts"]),
+        }
+        self._posted[(channel, ts)] = message
+        self._open_streams.add((channel, ts))
+        self.show(channel, ts, text, final=False)
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _streaming_message(self, args: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        message = self._posted.get((channel, ts))
+        if message is None:
+            return None, "message_not_found"
+        if (channel, ts) not in self._open_streams:
+            return None, "message_not_in_streaming_state"
+        return message, None
+
+    def _chat_append_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message, error = self._streaming_message(args)
+        if message is None:
+            return {"ok": False, "error": error}
+        text = str(args.get("markdown_text") or "")
+        if not text:
+            return {"ok": False, "error": "no_text"}
+        if len(text) > 12_000:
+            return {"ok": False, "error": "msg_too_long"}
+        message["text"] += text
+        self.show(args["channel"], args["ts"], message["text"], final=False)
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
+
+    def _chat_stop_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message, error = self._streaming_message(args)
+        if message is None:
+            return {"ok": False, "error": error}
+        message["text"] += str(args.get("markdown_text") or "")
+        self._open_streams.discard((str(args["channel"]), str(args["ts"])))
+        self.show(args["channel"], args["ts"], message["text"])
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"], "message": message}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel"):
@@ -218,6 +325,7 @@ class FakeSlack(ChatFake):
         for key in ("blocks", "attachments"):
             if key in args:
                 message[key] = args[key]
+        self.show(channel, ts, message["text"])
         return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
 
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:

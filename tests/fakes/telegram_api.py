@@ -17,6 +17,13 @@ query strings, as Telegram does.
 ``getUpdates`` long-polls: it returns updates queued with :meth:`FakeTelegram.push_update`, or
 ``[]`` after the requested ``timeout``.
 
+``sendMessageDraft`` (Bot API 10.0, as python-telegram-bot 22.8's ``Bot.send_message_draft`` sends it): only to
+a private chat (a positive ``chat_id``), with a non-zero ``draft_id`` and at most 4,096 characters; the draft
+is shown as ``draft:{draft_id}`` in ``timeline`` and is not a message. ``fake.drafts = False`` (or ``POST
+/_config {"drafts": false}``) answers it 404, as a Bot API server without the method does.
+``editMessageText`` refuses an unknown message and an edit that changes nothing ("message is not modified").
+Every visible change is in ``timeline`` (tests/fakes/base.py ``Shown``).
+
 Run standalone: ``python -m tests.fakes.telegram_api --port 0 --token 123:ABC`` prints
 ``READY http://127.0.0.1:PORT`` (hand ``<that>/bot`` to ``telegram.Bot``).
 """
@@ -107,6 +114,8 @@ class FakeTelegram(ChatFake):
         self._closing = False
         #: getUpdates requests currently long-polling (wait on it with ``wait_until``).
         self.polling = 0
+        #: sendMessageDraft exists (False: 404).
+        self.drafts = True
 
     def push_update(self, update: dict[str, Any]) -> int:
         """Queue an Update for ``getUpdates``; assigns ``update_id`` if missing. Returns it."""
@@ -129,6 +138,12 @@ class FakeTelegram(ChatFake):
         self._closing = False
         self._updates_changed = asyncio.Event()
         app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_post("/_config", self._config)
+
+    async def _config(self, request: web.Request) -> web.StreamResponse:
+        spec = await request.json()
+        self.drafts = bool(spec.get("drafts", self.drafts))
+        return json_response({"ok": True, "drafts": self.drafts})
 
     async def before_stop(self) -> None:
         self._closing = True
@@ -170,6 +185,7 @@ class FakeTelegram(ChatFake):
             "sendchataction": self._send_chat_action,
             "setmessagereaction": self._set_message_reaction,
             "editmessagetext": self._edit_message_text,
+            **({"sendmessagedraft": self._send_message_draft} if self.drafts else {}),
             "setwebhook": self._set_webhook,
             "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._get_webhook_info,
@@ -218,7 +234,21 @@ class FakeTelegram(ChatFake):
             message["reply_markup"] = args["reply_markup"]
         self._sent[(chat["id"], self._message_id)] = message
         self._messages.append(args)
+        self.show(chat["id"], self._message_id, text)
         return message
+
+    def _send_message_draft(self, args: dict[str, Any]) -> bool:
+        chat = self._chat(args)
+        if chat["type"] != "private":
+            raise _BadRequest("drafts can be sent only to private chats")
+        draft = args.get("draft_id")
+        if not isinstance(draft, int) or draft == 0:
+            raise _BadRequest("draft_id must be a non-zero integer")
+        text = args.get("text") or ""
+        if not isinstance(text, str) or len(text) > 4096:
+            raise _BadRequest("message is too long")
+        self.show(chat["id"], f"draft:{draft}", text, final=False)
+        return True
 
     def _send_chat_action(self, args: dict[str, Any]) -> bool:
         self._chat(args)
@@ -250,6 +280,7 @@ class FakeTelegram(ChatFake):
             )
         message["text"] = text
         message["edit_date"] = int(time.time())
+        self.show(chat["id"], message["message_id"], text)
         return message
 
     def _set_webhook(self, args: dict[str, Any]) -> bool:

@@ -327,8 +327,8 @@ async def test_openai_errors_map_to_client_exceptions(oai: FakeOpenAI, oai_clien
     assert rate_err.value.response.headers["retry-after"] == "2"
     assert rate_err.value.code == "rate_limit_exceeded"
 
-    with pytest.raises(openai.BadRequestError, match="streaming is not supported"):
-        await client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+    with pytest.raises(openai.BadRequestError, match="model parameter"):
+        await client.chat.completions.create(model="", messages=messages)
 
     bad_key = AsyncOpenAI(api_key="sk-wrong", base_url=f"{oai.base_url}/v1", max_retries=0)
     async with bad_key:
@@ -338,6 +338,35 @@ async def test_openai_errors_map_to_client_exceptions(oai: FakeOpenAI, oai_clien
     ok = await client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     assert ok.choices[0].message.content == "echo: x"
     assert [c.status for c in oai.calls] == [500, 429, 400, 401, 200]
+
+
+async def test_openai_stream_is_read_by_the_sdk(oai: FakeOpenAI, oai_client: AsyncOpenAI) -> None:
+    """The fake's SSE chunks are what the SDK's stream parser expects: text deltas that add up to the
+    answer, tool call fragments that add up to the call, the usage chunk last."""
+    oai.script_replies(tool_call_reply("lookup", {"order_id": "A-1042"}, "call_7", content="Let me look."))
+    deltas: list[str] = []
+    fragments: list[str] = []
+    usage = None
+    stream = await oai_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "where is my order?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    async for chunk in stream:
+        assert chunk.object == "chat.completion.chunk"
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            deltas.append(choice.delta.content or "")
+            fragments += [t.function.arguments or "" for t in choice.delta.tool_calls or [] if t.function]
+    assert "".join(deltas) == "Let me look."
+    assert json.loads("".join(fragments)) == {"order_id": "A-1042"}
+    assert usage is not None
+    assert usage.completion_tokens > 0
+    body = await oai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in body if c.choices]) == "echo: hi"
 
 
 async def test_delay_injection_provokes_a_client_timeout(oai: FakeOpenAI, oai_client: AsyncOpenAI) -> None:

@@ -1,0 +1,169 @@
+"""Webhook to first visible text, streaming against not streaming, in one run.
+
+    python bench/stream/run.py                                     # 2 rounds x {plain, stream}, 100 conversations
+    python bench/stream/run.py --rounds 1 --conversations 100 --tokens 50 --gap 0.02
+
+Each round starts `gateway dev` on RabbitMQ and Redis (its own namespace, deleted afterwards) with the built-in
+llm agent, once without streaming and once with ``GATEWAY_STREAM=1``, alternating so both see the same machine.
+The fake OpenAI server (a process: ``python -m tests.fakes.openai_api``) answers ``--tokens`` words, one SSE chunk
+each ``--gap`` seconds; a whole (not streamed) answer is held back just as long (``pace_whole``), as a real model
+takes as long to write it either way. The fake Slack Web API is a process too, and records every visible change of
+text with its time (``GET /_timeline``; CLOCK_MONOTONIC is shared by the processes of one machine).
+
+Load: ``--conversations`` signed Slack messages posted at once, each in its own channel (a thread of its own), so
+the per-channel pacing (1 update/s, bursts of 3) is what a real conversation gets; the workspace limit is raised
+(GATEWAY_SLACK_WORKSPACE_RATE=100000) so that 100 conversations of one workspace do not measure that bucket.
+First visible text = the fake's first step for the conversation's channel minus the time right before its POST;
+final = the step that shows the whole answer for good.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import AMQP_URL, REDIS_URL, cleanup_namespace, machine_info, proc_cpu, stats_ms
+from tests.fakes.process import run_fake
+from tests.support.processes import GatewayProcess
+from tests.support.signing import slack_headers, slack_message
+
+SECRET = "bench-stream-signing-secret-00032"
+TOKEN = "xoxb-bench-stream"
+
+
+def env_for(slack_url: str, model_url: str, namespace: str, stream: bool) -> dict[str, str]:
+    return {
+        "GATEWAY_NAMESPACE": namespace,
+        "AMQP_URL": AMQP_URL,
+        "REDIS_URL": REDIS_URL,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_API_URL": slack_url,
+        "GATEWAY_SLACK_WORKSPACE_RATE": "100000",
+        "OPENAI_BASE_URL": f"{model_url}/v1",
+        "OPENAI_API_KEY": "sk-bench-stream",
+        "GATEWAY_LLM_MODEL": "gpt-4o-mini",
+        "GATEWAY_DEFAULT_AGENT": "llm",
+        "GATEWAY_STREAM": "1" if stream else "0",
+        "GATEWAY_TYPING_EVERY": "0",
+        "GATEWAY_LOG_FORMAT": "json",
+    }
+
+
+async def timeline(session: aiohttp.ClientSession, root: str) -> list[dict[str, Any]]:
+    async with session.get(f"{root}/_timeline") as resp:
+        data: dict[str, Any] = await resp.json()
+    return list(data["timeline"])
+
+
+async def warm_up(session: aiohttp.ClientSession, url: str, slack_root: str, answer: str, label: str) -> None:
+    """One conversation first, so the measured ones do not pay the process's first connections."""
+    channel = f"CW{label}"
+    body = slack_message("warm up", channel=channel, ts="1700399999.000100")
+    async with session.post(f"{url}/slack/events", data=body, headers=slack_headers(SECRET, body)) as resp:
+        resp.raise_for_status()
+    deadline = time.monotonic() + 30
+    while not any(s["chat"] == channel and s["final"] for s in await timeline(session, slack_root)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm-up conversation got no answer")
+        await asyncio.sleep(0.1)
+
+
+async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bool, label: str) -> dict[str, Any]:
+    namespace = f"bench-stream-{uuid.uuid4().hex[:8]}"
+    answer = " ".join(f"tok{i}" for i in range(args.tokens))
+    await model.post_control("/_config", {"stream_delay": args.gap, "pace_whole": True, "answer": answer})
+    await slack.reset()
+    gw = await GatewayProcess("dev", env_for(slack.base_url, model.root_url, namespace, stream)).start(timeout=30)
+    sent: dict[str, float] = {}
+    retried = [0]
+    assert gw.proc is not None
+    pids = {"gateway": gw.proc.pid, "fake_openai": model.pid, "fake_slack": slack.pid}
+    try:
+        async with aiohttp.ClientSession() as session:
+            await warm_up(session, gw.url, slack.root_url, answer, label)
+            cpu_before = {k: proc_cpu(pid) for k, pid in pids.items()}
+            wall = time.monotonic()
+
+            async def ask(i: int) -> None:
+                channel = f"CB{label}{i:03d}"
+                body = slack_message(f"question {i}", channel=channel, ts=f"1700400{i:03d}.000100")
+                sent[channel] = time.monotonic()
+                for attempt in range(10):  # a 503 (publish not confirmed in time) is retried, as Slack does
+                    headers = slack_headers(SECRET, body)
+                    async with session.post(f"{gw.url}/slack/events", data=body, headers=headers) as resp:
+                        if resp.status == 200:
+                            return
+                        retried[0] += 1
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                raise RuntimeError(f"POST answered {resp.status} ten times")
+
+            await asyncio.gather(*(ask(i) for i in range(args.conversations)))
+            deadline = time.monotonic() + args.timeout
+            while True:
+                steps = await timeline(session, slack.root_url)
+                finals = {s["chat"] for s in steps if s["final"] and s["text"] == answer}
+                if len(finals & set(sent)) == len(sent) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            calls = await slack.calls()
+            cpu = {k: round((proc_cpu(pid) - cpu_before[k]) / (time.monotonic() - wall), 2) for k, pid in pids.items()}
+    finally:
+        await gw.terminate()
+        await cleanup_namespace(namespace)
+    first: dict[str, float] = {}
+    final: dict[str, float] = {}
+    for s in steps:
+        chat = s["chat"]
+        if chat in sent and s["at"] >= sent[chat]:
+            first.setdefault(chat, s["at"] - sent[chat])
+            if s["final"] and s["text"] == answer:
+                final.setdefault(chat, s["at"] - sent[chat])
+    methods: dict[str, int] = {}
+    for c in calls:
+        if c.method.startswith("chat."):
+            methods[c.method] = methods.get(c.method, 0) + 1
+    return {
+        "mode": "stream" if stream else "plain",
+        "conversations": len(sent),
+        "answered": len(final),
+        "first_visible_ms": stats_ms(list(first.values())),
+        "final_ms": stats_ms(list(final.values())),
+        "post_retries": retried[0],
+        "cpu_cores": cpu,
+        "slack_calls_per_answer": round(sum(methods.values()) / max(1, len(final)), 1),
+        "methods": methods,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--conversations", type=int, default=100)
+    parser.add_argument("--tokens", type=int, default=50)
+    parser.add_argument("--gap", type=float, default=0.02, help="seconds between two streamed tokens")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args()
+    print(json.dumps({"machine": machine_info(), "args": vars(args)}), flush=True)
+    async with (
+        run_fake("tests.fakes.slack_api", "--token", TOKEN) as slack,
+        run_fake("tests.fakes.openai_api", "--api-key", "sk-bench-stream") as model,
+    ):
+        for r in range(args.rounds):
+            for stream in (False, True) if r % 2 == 0 else (True, False):
+                result = await one_round(args, slack, model, stream, f"{r}{int(stream)}")
+                print(json.dumps({"round": r, **result}), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
