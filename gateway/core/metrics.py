@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -53,6 +55,23 @@ class Metrics:
         )
         # Dead letters.
         self.dead_letters = Counter("gateway_dead_letters", "Messages dead-lettered", ["stage"], registry=r)
+
+        # Children of the hot-path metrics, resolved once per label set (``labels()`` takes a lock and
+        # builds a tuple on every call); the label sets are few (connectors x outcomes, exchanges).
+        self._request_children: dict[tuple[str, str], Any] = {}
+        self._publish_children: dict[str, Any] = {}
+
+    def count_request(self, connector: str, outcome: str) -> None:
+        child = self._request_children.get((connector, outcome))
+        if child is None:
+            child = self._request_children[(connector, outcome)] = self.requests.labels(connector, outcome)
+        child.inc()
+
+    def observe_publish(self, exchange: str, seconds: float) -> None:
+        child = self._publish_children.get(exchange)
+        if child is None:
+            child = self._publish_children[exchange] = self.publish_seconds.labels(exchange)
+        child.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -56,6 +56,29 @@ async def test_put_get_delete_with_ttl(store: Store) -> None:
     await store.delete()  # nothing to delete is fine
 
 
+async def test_put_soon_is_written_without_another_command_and_before_a_later_claim(store: Store) -> None:
+    await store.put_soon("soon:a", "done:1", 30)  # alone: written within a few ms, no other batch needed
+    assert await store.get("soon:a") == "done:1"
+    written = store.put_soon("soon:b", "done:2", 30)
+    claimed = await store.claim("soon:b", "pending:3", 30)  # queued after it: sees it
+    assert claimed == "done:2"
+    await written
+
+
+async def test_claim_on_a_list_fails_only_that_command(store: Store) -> None:
+    await store.push("soon:list", ["x"], keep=5)
+    results = await asyncio.gather(
+        store.claim("soon:c", "v", 30),
+        store.claim("soon:list", "v", 30),
+        store.claim("soon:d", "v", 30),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], StoreUnavailable)
+    assert "WRONGTYPE" in str(results[1])
+    assert results[2] is None
+
+
 async def test_put_without_ttl_clears_an_earlier_ttl(store: Store) -> None:
     await store.put("k", "a", ttl=0.2)
     await store.put("k", "b")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Store(Protocol):
@@ -26,6 +26,11 @@ class Store(Protocol):
         ...
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None: ...
+    def put_soon(self, key: str, value: str, ttl: float) -> asyncio.Future[Any]:
+        """``put`` that rides with the next batch of commands instead of starting one (Redis: within a few
+        ms); the future settles when it is written. For writes nobody waits for (ingest's done mark)."""
+        ...
+
     async def get(self, key: str) -> str | None: ...
     def lookup(self, key: str) -> asyncio.Future[str | None]:
         """Start a ``get`` now and await its answer later (no Task; the command joins this tick's batch)."""

@@ -7,6 +7,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.core.errors import StoreUnavailable
+
+#: Redis's answer to a string command on a list or hash key; the twin gives the same (a test's way to fail one command).
+WRONGTYPE = "Redis error: WRONGTYPE Operation against a key holding the wrong kind of value"
+
 
 class MemoryStore:
     def __init__(self, namespace: str = "gw") -> None:
@@ -42,12 +47,20 @@ class MemoryStore:
         k = self._k(key)
         current = self._live(k)
         if current is not None:
-            return str(current)
+            if not isinstance(current, str):  # SET ... GET on a list or hash: Redis answers WRONGTYPE
+                raise StoreUnavailable(WRONGTYPE)
+            return current
         self._set(k, value, ttl)
         return None
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None:
         self._set(self._k(key), value, ttl)
+
+    def put_soon(self, key: str, value: str, ttl: float) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._set(self._k(key), value, ttl)
+        fut.set_result(None)
+        return fut
 
     async def get(self, key: str) -> str | None:
         return await self.lookup(key)
