@@ -1,6 +1,6 @@
 """Agents: the contract (three hooks), declarative LLM agents with tools, flows, and the built-ins."""
 
-from agents.agent import Agent, AgentError
+from agents.agent import HANDOFF_TOOL, Agent, AgentError
 from agents.context import SessionContext, Turn, TurnContext
 from agents.echo import EchoAgent
 from agents.flows import END, Flow, Instructions, Step
@@ -10,6 +10,7 @@ from agents.tools import Tool, make_tool, tool
 
 __all__ = [
     "END",
+    "HANDOFF_TOOL",
     "Agent",
     "AgentError",
     "ChatModel",

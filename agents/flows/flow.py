@@ -31,6 +31,7 @@ from agents.flows.state import FlowState
 from agents.flows.step import END, FlowError, Step
 from agents.models import ChatModel
 from gateway.core.events import Event
+from gateway.core.sessions import scoped
 
 if TYPE_CHECKING:
     from agents.agent import Agent
@@ -97,7 +98,8 @@ class Flow:
     # ------------------------------------------------------------------ a turn
     async def run(self, ctx: TurnContext, agent: Agent) -> None:
         """One turn of this flow for ``agent`` (whose instructions and model serve the free-text steps)."""
-        saved = await state.load(ctx.store, ctx.agent, ctx.conversation_key)
+        key = scoped(ctx.conversation_key, ctx.session_name)  # a flow per named session (gateway/core/sessions.py)
+        saved = await state.load(ctx.store, ctx.agent, key)
         ids = [e.id for e in ctx.events]
         fresh, again = saved.pending(ids)
         for text in again:
@@ -108,9 +110,7 @@ class Flow:
         text = "\n".join(e.text for e in ctx.events if e.id in fresh and e.text.strip())
         turn = _Turn()
         after = await self._advance(ctx, agent, saved, text, turn)
-        await state.save(
-            ctx.store, ctx.agent, ctx.conversation_key, after.after(ids, again + turn.replies), ttl=ctx.memory_ttl
-        )
+        await state.save(ctx.store, ctx.agent, key, after.after(ids, again + turn.replies), ttl=ctx.memory_ttl)
         for reply in turn.replies:
             await ctx.reply(reply)
         ctx.log.info("flow_turn", flow=self.name, step=after.step, done=after.done, version=after.v + 1)

@@ -41,6 +41,7 @@ class Route:
     stop_words: frozenset[str] = frozenset()
     session_events: bool = False
     stream: bool = False
+    session: str | None = None
 
 
 class Router:
@@ -74,15 +75,17 @@ class Router:
             stop_words=frozenset(stop_word_of(w) for w in r.stop_words),
             session_events=r.session_events,
             stream=self._default.stream if r.stream is None else r.stream,
+            session=r.session,
         )
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
         stop = bool(route.stop_words) and event.triggers_turn and stop_word_of(event.text) in route.stop_words
-        session = route.session_events and event.kind == EventKind.SESSION and event.skip_reason == "session event"
+        opened = route.session_events and event.kind == EventKind.SESSION and event.skip_reason == "session event"
         same = route.agent == event.agent and route.busy == event.busy and route.stream == event.stream
-        if key == event.conversation_key and same and not stop and not session:
+        unchanged = key == event.conversation_key and same and route.session in (None, event.session)
+        if unchanged and not stop and not opened:
             return event
         update: dict[str, object] = {
             "conversation_key": key,
@@ -90,7 +93,9 @@ class Router:
             "busy": route.busy,
             "stream": route.stream,
         }
-        if session:  # the route wants them: the agent greets, suggests prompts, sets a title
+        if route.session is not None:
+            update["session"] = route.session
+        if opened:  # the route wants session events: the agent greets, suggests prompts, sets a title
             update["skip_reason"] = None
         if stop:  # the stop word stops the running turn (consumers/interrupts.py) and starts none
             update |= {"control": "stop", "skip_reason": "stop"}

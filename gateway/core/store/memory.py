@@ -76,6 +76,11 @@ class MemoryStore:
             self._data.pop(self._k(key), None)
             self._expires.pop(self._k(key), None)
 
+    async def expire(self, key: str, ttl: float) -> None:
+        k = self._k(key)
+        if self._live(k) is not None:
+            self._expires[k] = time.monotonic() + ttl
+
     async def push(
         self,
         key: str,
@@ -115,6 +120,19 @@ class MemoryStore:
     async def hget(self, key: str, field: str) -> str | None:
         h: dict[str, str] = self._live(self._k(key)) or {}
         return h.get(field)
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        h: dict[str, str] = self._live(self._k(key)) or {}
+        return [h.get(f) for f in fields]
+
+    async def hclaim(self, key: str, field: str, value: str) -> str | None:
+        k = self._k(key)
+        h: dict[str, str] = self._live(k) or {}
+        if field in h:
+            return h[field]
+        h[field] = value
+        self._data[k] = h
+        return None
 
     async def hall(self, key: str) -> dict[str, str]:
         return dict(self._live(self._k(key)) or {})

@@ -376,6 +376,9 @@ class RedisStore:
         if keys:
             await self._run("DEL", *(self._k(k) for k in keys))
 
+    async def expire(self, key: str, ttl: float) -> None:
+        await self._run("PEXPIRE", self._k(key), max(1, int(ttl * 1000)))
+
     async def push(
         self,
         key: str,
@@ -413,6 +416,18 @@ class RedisStore:
     async def hget(self, key: str, field: str) -> str | None:
         value = await self._run("HGET", self._k(key), field)
         return None if value is None else str(value)
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        if not fields:
+            return []
+        values = await self._run("HMGET", self._k(key), *fields)
+        return [None if v is None else str(v) for v in values]
+
+    async def hclaim(self, key: str, field: str, value: str) -> str | None:
+        k = self._k(key)
+        # Same batch, in order on one connection: the HGET sees this HSETNX's value or the one it lost to.
+        claimed, current = await asyncio.gather(self._run("HSETNX", k, field, value), self._run("HGET", k, field))
+        return None if claimed else (None if current is None else str(current))
 
     async def hall(self, key: str) -> dict[str, str]:
         raw = await self._run("HGETALL", self._k(key))
