@@ -38,6 +38,19 @@ from tests.support.processes import GatewayProcess
 from tests.support.signing import slack_headers, slack_message
 
 SECRET = "bench-stream-signing-secret-00032"
+#: Log events counted in each round's result: what went wrong, if anything.
+NOTABLE = frozenset(
+    {
+        "partition_lease_lost",
+        "turn_failed",
+        "turn_abandoned",
+        "stream_snapshot_failed",
+        "stream_snapshot_not_sent",
+        "outbound_retry",
+        "dead_lettered",
+        "publish_failed",
+    }
+)
 TOKEN = "xoxb-bench-stream"
 
 
@@ -121,6 +134,14 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
     finally:
         await gw.terminate()
         await cleanup_namespace(namespace)
+    logged: dict[str, int] = {}
+    for line in gw.logs().splitlines():
+        try:
+            name = json.loads(line).get("event")
+        except ValueError:
+            continue
+        if name in NOTABLE:
+            logged[name] = logged.get(name, 0) + 1
     first: dict[str, float] = {}
     final: dict[str, float] = {}
     for s in steps:
@@ -129,6 +150,11 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
             first.setdefault(chat, s["at"] - sent[chat])
             if s["final"] and s["text"] == answer:
                 final.setdefault(chat, s["at"] - sent[chat])
+    made: dict[str, int] = {}
+    for c in calls:
+        if c.method in ("chat.startStream", "chat.postMessage") and c.status == 200:
+            channel = str(c.args.get("channel"))
+            made[channel] = made.get(channel, 0) + 1
     methods: dict[str, int] = {}
     for c in calls:
         if c.method.startswith("chat."):
@@ -141,6 +167,9 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
         "final_ms": stats_ms(list(final.values())),
         "post_retries": retried[0],
         "cpu_cores": cpu,
+        "messages_per_answer_max": max((made.get(c, 0) for c in sent), default=0),
+        "answers_with_more_than_one_message": sum(1 for c in sent if made.get(c, 0) > 1),
+        "logged": logged,
         "slack_calls_per_answer": round(sum(methods.values()) / max(1, len(final)), 1),
         "methods": methods,
     }
