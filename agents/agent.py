@@ -19,19 +19,23 @@ model calls and tool calls until the model answers with text (at most
 route (``ctx.streaming``) a model that can stream (``stream()``: OpenAI-compatible
 servers, Anthropic) writes its answer into ``ctx.stream()`` as it comes; text of
 a round that ends in tool calls stays in the stream, a blank line before the next. The connector
-tools (``reply``, ``react``, ``typing``) are offered to the model as tools too.
+tools (``reply``, ``react``, ``typing``) are offered to the model as tools too, and with ``handoff=True`` the
+built-in ``handoff(reason)`` tool, which hands the conversation to a person (gateway/core/handoff.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.context import TurnContext
 from agents.models import ChatModel, ModelError, ModelTurn, OpenAIChat, tool_result
 from agents.streaming import ReplyStream
 from agents.tools import Tool, make_tool
 from gateway.core.events import Event
+
+if TYPE_CHECKING:
+    from agents.flows import Flow
 
 
 class AgentError(Exception):
@@ -64,6 +68,19 @@ async def _typing(ctx: TurnContext) -> str:
     return "ok"
 
 
+async def _handoff(ctx: TurnContext, reason: str) -> str:
+    """Hand this conversation to a human colleague when you cannot or must not help further (the user asks
+    for a person, a complaint, a refund you cannot grant). A person is notified and answers from now on.
+
+    Args:
+        reason: In one sentence, why a person is needed.
+    """
+    ctx.handoff(reason)
+    return "handed off: a person takes over after this message. Tell the user briefly that a person will answer."
+
+
+#: The built-in ``handoff(reason)`` tool (``Agent(..., handoff=True)``, or add it to any agent's tools).
+HANDOFF_TOOL = make_tool(_handoff, name="handoff")
 CONNECTOR_TOOLS = [make_tool(_reply, name="reply"), make_tool(_react, name="react"), make_tool(_typing, name="typing")]
 
 
@@ -77,14 +94,19 @@ class Agent:
         *,
         max_rounds: int = 8,
         connector_tools: bool = True,
+        flow: Flow | None = None,
+        handoff: bool = False,
     ) -> None:
         self.name = name
+        #: A declarative flow that runs this agent's turns (agents/flows/); the model serves its free text.
+        self.flow = flow
         self.instructions = instructions
         self.max_rounds = max_rounds
         self.tools: dict[str, Tool] = {}
         self._model_name = model if isinstance(model, str) else None
         self._model: ChatModel | None = None if isinstance(model, str) or model is None else model
-        for t in (CONNECTOR_TOOLS if connector_tools else []) + list(tools or []):
+        builtin = (CONNECTOR_TOOLS if connector_tools else []) + ([HANDOFF_TOOL] if handoff else [])
+        for t in builtin + list(tools or []):
             self.add_tool(t)
 
     def add_tool(self, t: Tool | Callable[..., Any]) -> Tool:
@@ -103,7 +125,7 @@ class Agent:
 
     def configure(self, *, base_url: str | None, api_key: str | None, default_model: str | None) -> None:
         """Called by the gateway at load time: the model client from settings, unless one was given."""
-        if self._model is None:
+        if self._model is None and (self.flow is None or self.flow.needs_model):
             name = self._model_name or default_model
             if name is None:
                 raise AgentError(f"agent {self.name!r} has no model: pass model=... or set GATEWAY_LLM_MODEL")
@@ -137,6 +159,9 @@ class Agent:
         return messages
 
     async def on_event(self, ctx: TurnContext, event: Event) -> None:
+        if self.flow is not None:
+            await self.flow.run(ctx, self)
+            return
         messages = await self.messages_for(ctx)
         schemas = [t.schema for t in self.tools.values()]
         model = self.model_for(ctx)

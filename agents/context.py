@@ -23,6 +23,7 @@ from agents.memory import Memory
 from agents.streaming import ReplyStream
 from agents.usage import Usage
 from gateway.core.events import Event, OutboundMessage
+from gateway.core.sessions import DEFAULT, check_name, dump_state, parse_state, scoped
 from gateway.core.store.base import Store
 
 
@@ -39,6 +40,8 @@ class Turn:
     usage: dict[str, int] | None = None
     #: Unix time the turn was recorded.
     at: float | None = None
+    #: Kept while the conversation was handed to a person (gateway/core/handoff.py): no agent saw it then.
+    handoff: bool = False
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"role": self.role, "text": self.text, "event_id": self.event_id, "sender": self.sender}
@@ -48,6 +51,8 @@ class Turn:
             d["usage"] = self.usage
         if self.at is not None:
             d["at"] = self.at
+        if self.handoff:
+            d["handoff"] = True
         return orjson.dumps(d).decode()
 
     @classmethod
@@ -64,11 +69,32 @@ class Turn:
             tool_calls=tuple(c for c in calls if isinstance(c, dict)) if isinstance(calls, list) else (),
             usage=dict(usage) if isinstance(usage, dict) else None,
             at=float(at) if isinstance(at, int | float) else None,
+            handoff=d.get("handoff") is True,
         )
 
 
-def history_key(agent: str, conversation_key: str) -> str:
-    return f"hist:{agent}:{conversation_key}"
+def history_key(agent: str, conversation_key: str, session: str = DEFAULT) -> str:
+    return f"hist:{agent}:{scoped(conversation_key, session)}"
+
+
+class State(dict[str, Any]):
+    """A session's state, kept in Redis (gateway/core/sessions.py): the dict itself is private to the agent;
+    ``public`` is what the client may read (``GET /v1/conversations/{KEY}/state``). Both hold JSON values.
+    Changes are saved when the turn succeeds (a failed turn's changes are dropped with it)."""
+
+    def __init__(self, private: dict[str, Any] | None = None, public: dict[str, Any] | None = None) -> None:
+        super().__init__(private or {})
+        self.public: dict[str, Any] = dict(public or {})
+
+    @classmethod
+    def parse(cls, raw: str | None) -> State:
+        return cls(*parse_state(raw))
+
+    def dump(self) -> str:
+        try:
+            return dump_state(dict(self), self.public)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"ctx.state holds a value JSON cannot keep: {exc}") from exc
 
 
 @dataclass
@@ -78,16 +104,25 @@ class SessionContext:
     agent: str
     conversation_key: str
     store: Store
-    state: dict[str, Any] = field(default_factory=dict)
+    state: State = field(default_factory=State)
     #: Seconds the memory lives after its last write (``GATEWAY_MEMORY_TTL``); None: forever.
     memory_ttl: float | None = None
+    #: The named session whose history, memory and state this context reads and writes.
+    session_name: str = DEFAULT
 
     @property
     def memory(self) -> Memory:
-        return Memory(self.store, self.agent, self.conversation_key, ttl=self.memory_ttl)
+        return Memory(self.store, self.agent, self.conversation_key, ttl=self.memory_ttl, session=self.session_name)
 
     async def history(self, n: int = 50) -> list[Turn]:
-        return [Turn.from_json(r) for r in await self.store.tail(history_key(self.agent, self.conversation_key), n)]
+        key = history_key(self.agent, self.conversation_key, self.session_name)
+        return [Turn.from_json(r) for r in await self.store.tail(key, n)]
+
+    def session(self, name: str) -> SessionContext:
+        """Another named session of this conversation (its ``history()`` and ``memory``), without switching."""
+        return SessionContext(
+            self.agent, self.conversation_key, self.store, memory_ttl=self.memory_ttl, session_name=check_name(name)
+        )
 
 
 class TurnContext(SessionContext):
@@ -101,7 +136,14 @@ class TurnContext(SessionContext):
         history_window: int,
         send_now: Callable[[OutboundMessage], Awaitable[None]],
     ) -> None:
-        super().__init__(session.agent, session.conversation_key, session.store, session.state, session.memory_ttl)
+        super().__init__(
+            session.agent,
+            session.conversation_key,
+            session.store,
+            session.state,
+            session.memory_ttl,
+            session.session_name,
+        )
         self.events = events
         self.event = events[-1]
         self.history_window = history_window
@@ -120,6 +162,12 @@ class TurnContext(SessionContext):
         self.streaming = any(e.stream for e in events)
         #: Every stream this turn opened, in order.
         self.streams: list[ReplyStream] = []
+        #: Set by :meth:`handoff`: the consumer puts the conversation in ``human`` state after the turn.
+        self.handoff_reason: str | None = None
+        #: Set by the consumer when the conversation was already with a person: no agent ran this turn.
+        self.human = False
+        #: Set by :meth:`switch_session`: the session the conversation's next turns run in.
+        self.switch_to: str | None = None
 
     @functools.cached_property
     def log(self) -> Any:
@@ -179,6 +227,17 @@ class TurnContext(SessionContext):
     async def typing(self) -> None:
         """Show that the agent is working (Telegram chat action). Sent at once, best effort."""
         await self._send_now(self._message("typing"))
+
+    def switch_session(self, name: str) -> None:
+        """Run this conversation's next turns in session ``name`` (its own history, memory and state); this
+        turn stays in the one it began in. A route's ``session = ...`` takes precedence over a switch."""
+        self.switch_to = check_name(name)
+
+    def handoff(self, reason: str) -> None:
+        """Hand the conversation to a person once this turn is done (gateway/core/handoff.py): the replies of
+        this turn still go out, the configured channel is notified, and from the next event on the agent is
+        not called until an operator runs ``gateway handoff KEY --release``."""
+        self.handoff_reason = reason.strip() or "the agent asked for a person"
 
     @property
     def replies(self) -> list[str]:

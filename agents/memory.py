@@ -1,7 +1,8 @@
 """Agent memory: documents namespaced per agent and conversation.
 
 One conversation can never read another's: the namespace is fixed by the
-runtime from the turn's agent and conversation key, not chosen by the agent.
+runtime from the turn's agent, conversation key and session (gateway/core/sessions.py), not chosen by the
+agent.
 With a ``ttl`` (``GATEWAY_MEMORY_TTL``) the whole memory of a conversation
 expires that long after its last write.
 """
@@ -12,17 +13,20 @@ import json
 import time
 from typing import Any
 
+from gateway.core.sessions import DEFAULT, scoped
 from gateway.core.store.base import Store
 
 
-def memory_key(agent: str, conversation_key: str) -> str:
-    return f"mem:{agent}:{conversation_key}"
+def memory_key(agent: str, conversation_key: str, session: str = DEFAULT) -> str:
+    return f"mem:{agent}:{scoped(conversation_key, session)}"
 
 
 class Memory:
-    def __init__(self, store: Store, agent: str, conversation_key: str, *, ttl: float | None = None) -> None:
+    def __init__(
+        self, store: Store, agent: str, conversation_key: str, *, ttl: float | None = None, session: str = DEFAULT
+    ) -> None:
         self._store = store
-        self._key = memory_key(agent, conversation_key)
+        self._key = memory_key(agent, conversation_key, session)
         self._ttl = ttl
 
     async def store(self, doc_id: str, content: str, **metadata: Any) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+import orjson
+
 from gateway.core.errors import BadSignature, MalformedPayload, StaleTimestamp
 from gateway.core.events import Event
 
@@ -50,6 +52,9 @@ class ConnectorResult:
     #: Store writes the request asks for (Slack's ``app_uninstalled`` removes the workspace's tokens), awaited
     #: by ingress before the events are published: if one fails the answer is 503 and the platform retries.
     effects: tuple[Callable[[], Awaitable[None]], ...] = ()
+    #: The request body when it is strict JSON and every event's ``raw`` is exactly its parsed value: the
+    #: publisher then writes these bytes as ``raw`` instead of serializing the parsed payload again.
+    raw_json: bytes | None = None
 
 
 class Connector(Protocol):
@@ -115,10 +120,23 @@ def skew_message(header: str, skew: float, window: int) -> str:
 
 
 def parse_json_object(body: bytes, *, platform: str) -> dict[str, Any]:
+    return parse_json_body(body, platform=platform)[0]
+
+
+def parse_json_body(body: bytes, *, platform: str) -> tuple[dict[str, Any], bool]:
+    """The body's JSON object, and whether it is strict JSON (read by orjson, so any JSON parser
+    reads it the same: its bytes can stand for the parsed value, see ``ConnectorResult.raw_json``)."""
+    strict = True
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedPayload("body is not valid JSON", platform=platform) from exc
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        strict = False
+        # What orjson refuses and the standard library reads (lone surrogate escapes, NaN, integers over
+        # 64 bits) is decided by the standard library, so the same bodies are accepted as before.
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedPayload("body is not valid JSON", platform=platform) from exc
     if not isinstance(data, dict):
         raise MalformedPayload("body is not a JSON object", platform=platform)
-    return data
+    return data, strict

@@ -6,6 +6,8 @@ Outcomes for each delivery:
   and ``app_mention`` for one mention): ack, no turn;
 - the turn succeeded and its outbound messages are confirmed by the broker: record
   history and the done marker, ack;
+- the conversation is handed to a person (gateway/core/handoff.py): no agent runs; the events are kept in
+  the history marked ``handoff``, with their done markers, and acked;
 - the turn failed: retry in place with backoff (the conversation waits, so order
   holds), then dead-letter with the error and attempts, ack.
 """
@@ -18,21 +20,22 @@ import dataclasses
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from agents.context import Turn, TurnContext, history_key
+from agents.context import SessionContext, State, Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
 from consumers.pool import AgentPool
 from consumers.usage import UsageLedger
-from gateway.core import tracebacks, tracing
+from gateway.core import handoff, sessions, tracebacks, tracing
 from gateway.core.bounds import skip_label
 from gateway.core.bus.base import Delivery
-from gateway.core.errors import StoreUnavailable
+from gateway.core.config import HandoffConfig
+from gateway.core.errors import PublishError, StoreUnavailable
 from gateway.core.events import SCHEMA_VERSION, Event, OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
@@ -43,6 +46,10 @@ DONE_TTL = 7 * 24 * 3600.0
 HISTORY_KEEP = 1000
 #: Done markers this process wrote lately, checked before the store (see Dispatcher.prepare).
 RECENT_DONE = 50_000
+#: Longest wait between two tries of a reply's publish (see Dispatcher._queue_replies).
+PUBLISH_RETRY_MAX = 5.0
+#: What a session without stored state starts with: a turn that leaves it so writes nothing.
+EMPTY_STATE = State().dump()
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class DispatchConfig:
     #: ``typing_every`` seconds (Telegram's chat action lasts 5 s; the web chat shows "typing…"); 0: off.
     typing_every: float = 4.0
     typing_after: float = 1.0
+    #: Where a handoff is announced (``[handoff]`` in gateway.toml).
+    handoff: HandoffConfig = dataclasses.field(default_factory=HandoffConfig)
 
 
 def turn_marker(agent: str, event: Event) -> str:
@@ -231,12 +240,14 @@ class Dispatcher:
                 start = time.perf_counter()
                 try:
                     async with asyncio.timeout(self._cfg.turn_timeout):
-                        ctx = await self._turn(agent, key, events)
+                        ctx, raw_state = await self._turn(agent, key, events)
+                    # Before anything is published: a state JSON cannot keep fails the turn with no reply sent.
+                    changes = {} if ctx.human else session_changes(ctx, raw_state)
                     outbox = ctx.outbox
-                    for message in outbox:
-                        # A reply whose turn may have run before is checked against the sent markers.
-                        await self._publisher.outbound(message, recheck=repeat or attempt > 1)
-                    await self._record(agent, key, events, outbox, ctx)
+                    if ctx.handoff_reason is not None and not ctx.human:
+                        outbox = outbox + await self._hand_off(agent, key, ctx)
+                    await self._queue_replies(outbox, deliveries, recheck=repeat or attempt > 1)
+                    await self._record(agent, key, events, outbox, ctx, changes)
                 except Exception as exc:
                     if not all(d.alive() for d in deliveries):
                         log.warning("turn_abandoned", reason="connection lost; the broker redelivers the event")
@@ -249,6 +260,12 @@ class Dispatcher:
                     if attempt < self._cfg.attempts:
                         await asyncio.sleep(self._backoff(attempt, exc))
                     continue
+                if ctx.human:
+                    self._metrics.turns.labels(agent, "human").inc()
+                    log.info("turn_kept_for_human", events=len(events))
+                    for d in deliveries:
+                        await d.ack()
+                    return
                 ok, seconds = self._agent_metrics(agent)
                 ok.inc()
                 seconds.observe(time.perf_counter() - start)
@@ -263,6 +280,32 @@ class Dispatcher:
                 await self._dead.send(
                     d, stage="dispatch", reason="turn_failed", error=error, attempts=prior + attempt, traceback=trace
                 )
+
+    async def _queue_replies(
+        self, outbox: Sequence[OutboundMessage], deliveries: list[Delivery], *, recheck: bool
+    ) -> None:
+        """Publish a turn's replies, waiting out a broker that is slow to confirm or briefly away.
+
+        The answer is in hand: running the agent again (another model call) or dead-lettering the event
+        for the broker's trouble would be worse than waiting, up to the turn timeout. A reply whose confirm
+        timed out may be queued already, so every repeat is marked for the sender's sent-marker check: the
+        same message id goes out once. A reply whose turn may have run before is checked the same way.
+        """
+        deadline = time.monotonic() + self._cfg.turn_timeout
+        for message in outbox:
+            tries = 0
+            while True:
+                try:
+                    await self._publisher.outbound(message, recheck=recheck or tries > 0)
+                    break
+                except PublishError as exc:
+                    tries += 1
+                    delay = min(self._cfg.retry_base * 2 ** min(tries - 1, 6), PUBLISH_RETRY_MAX)
+                    if time.monotonic() + delay > deadline or not all(d.alive() for d in deliveries):
+                        raise
+                    self._metrics.reply_publish_retries.inc()
+                    log.warning("reply_publish_retry", tries=tries, error=str(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int, exc: BaseException) -> float:
         """Exponential backoff, or longer when the failure said how long to wait (a model's 429
@@ -307,8 +350,42 @@ class Dispatcher:
             },
         )
 
-    async def _turn(self, agent: str, key: str, events: list[Event]) -> TurnContext:
-        inst = await self._pool.acquire(agent, key)
+    async def _hand_off(self, agent: str, key: str, ctx: TurnContext) -> list[OutboundMessage]:
+        """The turn asked for a person: the conversation goes to ``human`` state before its replies are
+        queued (so the next event finds it there), and the notices go out with them, once per handoff."""
+        record, new = await handoff.hand_off(
+            self._store, key, reason=ctx.handoff_reason or "", by=f"agent:{agent}", ttl=self._cfg.history_ttl
+        )
+        if new:
+            log.info("conversation_handed_off", reason=record.reason)
+        return handoff.notices(self._cfg.handoff, record, event_id=ctx.event.id)
+
+    async def _conversation(self, key: str, events: list[Event]) -> tuple[str | None, str, str | None]:
+        """(the handoff record, this turn's session, its stored state), from the conversation's hash in one
+        command; a second only for a conversation the agent switched to another session."""
+        pinned = events[-1].session
+        guess = pinned or sessions.DEFAULT
+        record = sessions.record_key(key)
+        human, active, raw_state = await self._store.hmget(
+            record, [handoff.FIELD, sessions.ACTIVE, sessions.state_field(guess)]
+        )
+        session = pinned or active or sessions.DEFAULT
+        if session != guess:
+            raw_state = await self._store.hget(record, sessions.state_field(session))
+        return human, session, raw_state
+
+    async def _turn(self, agent: str, key: str, events: list[Event]) -> tuple[TurnContext, str | None]:
+        """The turn's context, and the state it began with (saved again only when it changed)."""
+        human, session, raw_state = await self._conversation(key, events)
+        if human is not None:
+            # With a person: the agent is not called (no session enter, no model request, no reply).
+            bare = SessionContext(agent, key, self._store, session_name=session)
+            ctx = TurnContext(bare, events, history_window=0, send_now=self._send_now)
+            ctx.human = True
+            return ctx, raw_state
+        state = State.parse(raw_state)
+        inst = await self._pool.acquire(agent, key, session=session, state=state)
+        inst.session.state, inst.session.session_name = state, session
         typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
         try:
             ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
@@ -321,7 +398,7 @@ class Dispatcher:
                 for stream in ctx.streams:  # unfinished: the retry continues the same platform message
                     await asyncio.shield(stream.abandon())
                 raise
-            return ctx
+            return ctx, raw_state
         finally:
             if typing is not None:
                 typing.cancel()
@@ -361,21 +438,31 @@ class Dispatcher:
         events: Sequence[Event],
         outbox: Sequence[OutboundMessage],
         ctx: TurnContext | None = None,
+        changes: dict[str, str] | None = None,
     ) -> None:
-        records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None) for e in events]
+        human = ctx is not None and ctx.human
+        records = [Turn("user", e.text, e.id, e.sender.id if e.sender else None, handoff=human) for e in events]
         records += [Turn("assistant", m.text, m.event_id) for m in outbox if m.action in ("reply", "stream")]
         if ctx is not None:
             records = with_what_was_done(records, len(events), ctx)
         turns = [t.to_json() for t in records]
         markers = [turn_marker(agent, e) for e in events]
-        await self._store.push(
-            history_key(agent, key),
-            turns,
-            HISTORY_KEEP,
-            markers=markers,
-            marker_ttl=DONE_TTL,
-            ttl=self._cfg.history_ttl,
-        )
+        session = ctx.session_name if ctx is not None else sessions.DEFAULT
+        writes: list[Awaitable[None]] = [
+            self._store.push(
+                history_key(agent, key, session),
+                turns,
+                HISTORY_KEEP,
+                markers=markers,
+                marker_ttl=DONE_TTL,
+                ttl=self._cfg.history_ttl,
+            )
+        ]
+        record, ttl = sessions.record_key(key), self._cfg.history_ttl
+        writes += [self._store.hput(record, name, value, ttl=ttl) for name, value in (changes or {}).items()]
+        if human and ttl is not None:  # each message kept for a person renews the handoff, like the history
+            writes.append(self._store.expire(record, ttl))
+        await asyncio.gather(*writes)  # one round trip on Redis
         recent = self._recent
         for marker in markers:
             recent[marker] = None
@@ -383,6 +470,18 @@ class Dispatcher:
             recent.popitem(last=False)
         if self._usage is not None and ctx is not None:
             await self._usage.record(agent, ctx)
+
+
+def session_changes(ctx: TurnContext, raw_state: str | None) -> dict[str, str]:
+    """The fields of the conversation's hash this turn changes: its session's state when it differs from what
+    the turn began with, and the session switched to (``ctx.switch_session``)."""
+    changes: dict[str, str] = {}
+    state = ctx.state.dump()
+    if state != (raw_state or EMPTY_STATE):
+        changes[sessions.state_field(ctx.session_name)] = state
+    if ctx.switch_to is not None:
+        changes[sessions.ACTIVE] = ctx.switch_to
+    return changes
 
 
 def with_what_was_done(records: list[Turn], inbound: int, ctx: TurnContext) -> list[Turn]:

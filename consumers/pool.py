@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from agents import base
-from agents.context import SessionContext
+from agents.context import SessionContext, State
 from agents.registry import AgentFactory
+from gateway.core.sessions import DEFAULT
 from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -55,13 +56,22 @@ class AgentPool:
     def knows(self, agent: str) -> bool:
         return agent in self._factories
 
-    async def acquire(self, agent: str, key: str) -> Instance:
-        """The warm instance for (agent, key), entered if new. Release it with :meth:`release`."""
+    async def acquire(self, agent: str, key: str, *, session: str = DEFAULT, state: State | None = None) -> Instance:
+        """The warm instance for (agent, key), entered if new (in named ``session``, with its ``state``).
+        Release it with :meth:`release`."""
         ident = (agent, key)
         inst = self._instances.get(ident)
         if inst is None:
             factory = self._factories[agent]
-            inst = Instance(factory.instance(), SessionContext(agent, key, self._store, memory_ttl=self._memory_ttl))
+            context = SessionContext(
+                agent,
+                key,
+                self._store,
+                State() if state is None else state,
+                memory_ttl=self._memory_ttl,
+                session_name=session,
+            )
+            inst = Instance(factory.instance(), context)
             self._instances[ident] = inst
             inst.busy += 1
             try:
@@ -80,7 +90,7 @@ class AgentPool:
             await inst.entered.wait()
             if self._instances.get(ident) is not inst:  # its enter failed: start over
                 inst.busy -= 1
-                return await self.acquire(agent, key)
+                return await self.acquire(agent, key, session=session, state=state)
         return inst
 
     def release(self, inst: Instance) -> None:

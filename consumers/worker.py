@@ -29,7 +29,7 @@ from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
 from consumers.usage import UsageLedger
 from gateway.core.bus.base import Bus
-from gateway.core.config import GatewayFile
+from gateway.core.config import GatewayFile, HandoffConfig
 from gateway.core.events import OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
@@ -84,6 +84,7 @@ class ConsumerWorker:
                 history_window=settings.history_window,
                 history_ttl=settings.history_ttl or None,
                 typing_every=settings.typing_every,
+                handoff=file.handoff if file is not None else HandoffConfig(),
             ),
             usage=UsageLedger(
                 store,

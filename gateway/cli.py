@@ -11,6 +11,7 @@ gateway status    queues, consumers, partitions, dead letters
 gateway check     validate configuration and reach the broker and Redis
 gateway purge     delete a namespace's queues, exchanges and Redis keys (needs --yes)
 gateway history   a conversation's turns: messages, tool calls, replies, usage
+gateway handoff   hand a conversation to a person (--release gives it back, --list)
 """
 
 from __future__ import annotations

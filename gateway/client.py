@@ -35,6 +35,7 @@ from gateway.core.errors import ConfigError
 from gateway.core.events import Event, EventKind, ReplyAddress, Sender, new_id
 from gateway.core.ingest import Ingestor, Outcome
 from gateway.core.routing import conversation_key
+from gateway.core.sessions import check_name
 from gateway.core.settings import Settings
 from gateway.core.store.base import Store
 from gateway.runtime import open_runtime, require_services
@@ -109,12 +110,14 @@ class GatewayClient:
         idempotency_key: str | None = None,
         kind: EventKind = EventKind.MESSAGE,
         raw: dict[str, Any] | None = None,
+        session: str | None = None,
     ) -> Receipt:
         """Publish one event durably; returns once RabbitMQ confirmed (raises PublishError otherwise).
 
         An ``agent`` no consumer with these settings serves raises :class:`ConfigError` before anything is
         published (it would only reach the dead letters). A repeated ``idempotency_key`` publishes nothing and
-        returns the first event's id with ``duplicate=True``.
+        returns the first event's id with ``duplicate=True``. ``session`` runs the turn in that named session of
+        the conversation (its own history, memory and state; a route's ``session`` takes precedence).
         """
         if agent is not None and self._agents is not None and agent not in self._agents:
             known = ", ".join(sorted(self._agents))
@@ -132,6 +135,7 @@ class GatewayClient:
             reply_to=to,
             message_ref=f"api:{idempotency_key or event_id}",
             raw=raw or {},
+            session=None if session is None else check_name(session),
         )
         admitted = await self._ingestor.admit(event, agent=agent)
         return Receipt(

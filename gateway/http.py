@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from connectors import InboundRequest, Registry
 from connectors.base import ConnectorResult, async_handler
@@ -67,6 +68,11 @@ class SlowBody(RequestError):
 async def _read_body(request: web.Request, limit: int, timeout: float = 10.0) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body is {request.content_length} bytes; the limit is {limit}")
+    if request.content.is_eof():  # the whole body arrived with the headers: no timer to arm
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit") from exc
     try:
         async with asyncio.timeout(timeout):
             return await request.read()
@@ -83,21 +89,24 @@ async def _ingest(state: HttpState, platform: str, result: ConnectorResult) -> w
     for effect in result.effects:
         await effect()
     for event in result.events:
-        with (
-            structlog.contextvars.bound_contextvars(event_id=event.id, platform=platform),
-            tracing.span(
-                "accept",
-                attributes=functools.partial(_accept_attributes, event),
-            ) as current,
-        ):
-            outcome = await state.ingestor.accept(event)
-            tracing.set_attributes(current, **{"gateway.outcome": str(outcome)})
+        # Every line logged while the event is accepted carries its id (bound and reset by hand: the
+        # generator-based context manager costs more than the binding itself on this path).
+        tokens = bind_contextvars(event_id=event.id, platform=platform)
+        try:
+            if tracing.enabled():
+                with tracing.span("accept", attributes=functools.partial(_accept_attributes, event)) as current:
+                    outcome = await state.ingestor.accept(event, raw_json=result.raw_json)
+                    tracing.set_attributes(current, **{"gateway.outcome": str(outcome)})
+            else:
+                outcome = await state.ingestor.accept(event, raw_json=result.raw_json)
+        finally:
+            reset_contextvars(**tokens)
         if outcome is Outcome.IN_FLIGHT:
-            state.metrics.requests.labels(platform, "in_flight").inc()
+            state.metrics.count_request(platform, "in_flight")
             return _error(503, "this delivery is being accepted by another request; retry", retry_after=1)
-        state.metrics.requests.labels(platform, str(outcome)).inc()
+        state.metrics.count_request(platform, outcome.value)
     if not result.events:
-        state.metrics.requests.labels(platform, "answered").inc()
+        state.metrics.count_request(platform, "answered")
     return web.Response(status=result.status, body=result.body, content_type=result.content_type)
 
 
@@ -114,6 +123,8 @@ def _webhook(platform: str, route: str, param: str, method: str) -> Callable[[we
     span_attributes = {"http.request.method": method, "http.route": route, "gateway.platform": platform}
 
     async def traced(request: web.Request) -> web.Response:
+        if not tracing.enabled():
+            return await handler(request)
         with tracing.span(span_name, kind="server", parent=request.headers, attributes=span_attributes) as current:
             response = await handler(request)
             tracing.set_attributes(current, **{"http.response.status_code": response.status})

@@ -20,6 +20,16 @@ Agents:
           sends system + window + the new message. Model time (the openai client's HTTP round trip
           to the fake) is timed separately, so runtime overhead = turn - model.
 
+    flow  agents/flows Flow (bench_flow below): the first message gives the order number (a pattern, no
+          model), every later one is at a free-text step: the flow state read (GET), a model call
+          (system + 10-turn window + the message, fill_slots offered; the fake answers in text, so the
+          step stays), the version claim (SET NX) and the state write (SET). Its store calls are
+          timed as "flow_state" (and one by one: flow_get, flow_claim, flow_put).
+
+Usage accounting is on as in `gateway consume` (consumers/usage.py UsageLedger: the turn's route and
+budget terms before it, its tokens added to the usage hashes after it, timed as "usage"); --no-usage
+turns it off.
+
 Also timed on their own: the history read (store.tail) and the record (store.push: one EVALSHA that
 appends, trims to HISTORY_KEEP=1000 and sets the turn's done markers). The first turn of a conversation preloaded with 10,000 items trims it to 1,000
 (consumers/dispatch.py HISTORY_KEEP), so "first turn" and "later turns" are reported apart.
@@ -83,6 +93,28 @@ async def preload(namespace: str, agent: str, keys: list[str], n: int) -> None:
         await r.aclose()
 
 
+def bench_flow() -> Any:
+    """Order number (deterministic), then a free-text problem the model would fill (agents/flows/)."""
+    from pydantic import BaseModel, Field
+
+    from agents.flows import Flow, Instructions, Step
+
+    class Ticket(BaseModel):
+        order_number: str = Field(pattern=r"^A-\d+$", description="order number, like A-1042")
+        problem: str = Field(min_length=5, description="what went wrong")
+
+    return Flow(
+        "flow",
+        schema=Ticket,
+        model="gpt-4o-mini",
+        instructions=Instructions("You take tickets.", must=["be brief"], must_not=["guess"], should=["be kind"]),
+        steps=[
+            Step("order", collect=["order_number"], prompt="Which order?"),
+            Step("problem", collect=["problem"], prompt="What went wrong with {order_number}?", free_text=True),
+        ],
+    )
+
+
 async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid: int) -> dict[str, Any]:
     from agents.agent import Agent
     from agents.context import history_key
@@ -91,6 +123,7 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
     from consumers.deadletter import DeadLetters
     from consumers.dispatch import HISTORY_KEEP, DispatchConfig, Dispatcher
     from consumers.pool import AgentPool
+    from consumers.usage import UsageLedger
     from gateway.client import slack_thread
     from gateway.core.bus.amqp import AmqpBus
     from gateway.core.bus.base import Delivery
@@ -110,7 +143,13 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
     publisher = Publisher(bus, metrics)
     llm = Agent(name="llm", model="gpt-4o-mini")
     llm.configure(base_url=fake_url + "/v1", api_key="sk-test", default_model=None)
-    factories = {"echo": AgentFactory("echo", EchoAgent()), "llm": AgentFactory("llm", llm)}
+    flow = bench_flow()
+    flow.configure(base_url=fake_url + "/v1", api_key="sk-test", default_model=None)
+    factories = {
+        "echo": AgentFactory("echo", EchoAgent()),
+        "llm": AgentFactory("llm", llm),
+        "flow": AgentFactory("flow", flow),
+    }
     pool = AgentPool(factories, store)
     dispatcher = Dispatcher(
         publisher=publisher,
@@ -119,10 +158,12 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
         dead=DeadLetters(publisher, metrics),
         metrics=metrics,
         config=DispatchConfig(default_agent="echo", history_window=50),
+        usage=UsageLedger(store, metrics, default_agent="echo") if args.usage else None,
     )
 
     # Timers around the model call, the history read and the record (the turns run one at a time).
     acc = {"model": 0.0, "model_cpu": 0.0, "tail": 0.0, "push": 0.0, "publish": 0.0}
+    acc |= {"flow_get": 0.0, "flow_claim": 0.0, "flow_put": 0.0, "usage": 0.0}
 
     def timed(name: str, fn: Any) -> Any:
         async def wrapper(*a: Any, **kw: Any) -> Any:
@@ -136,11 +177,16 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
 
         return wrapper
 
-    model = llm.model
-    model.complete = timed("model", model.complete)  # type: ignore[method-assign]
+    for model in (llm.model, flow.agent.model):
+        model.complete = timed("model", model.complete)  # type: ignore[method-assign]
     store.tail = timed("tail", store.tail)  # type: ignore[method-assign]
     store.push = timed("push", store.push)  # type: ignore[method-assign]
     publisher.outbound = timed("publish", publisher.outbound)  # type: ignore[method-assign]
+    # The flow state's calls (nothing else in this process uses get, claim or put) and the usage record.
+    store.get = timed("flow_get", store.get)  # type: ignore[method-assign]
+    store.claim = timed("flow_claim", store.claim)  # type: ignore[method-assign]
+    store.put = timed("flow_put", store.put)  # type: ignore[method-assign]
+    store.hincr = timed("usage", store.hincr)  # type: ignore[method-assign]
 
     async def settle(how: str) -> None:
         settled.append(how)
@@ -205,6 +251,11 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
                     ("history_read", acc["tail"]),
                     ("record", acc["push"]),
                     ("outbound_publish", acc["publish"]),
+                    ("flow_state", acc["flow_get"] + acc["flow_claim"] + acc["flow_put"]),
+                    ("flow_get", acc["flow_get"]),
+                    ("flow_claim", acc["flow_claim"]),
+                    ("flow_put", acc["flow_put"]),
+                    ("usage", acc["usage"]),
                 ):
                     s.setdefault(f"{name}_all", []).append(v)
                     s.setdefault(f"{name}_{phase}", []).append(v)
@@ -218,6 +269,7 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
     finally:
         await pool.close()
         await llm.model.close()  # type: ignore[attr-defined]
+        await flow.agent.model.close()  # type: ignore[attr-defined]
         await bus.close()
         await store.close()
         with contextlib.suppress(Exception):
@@ -240,7 +292,8 @@ async def run_round(args: argparse.Namespace, fake_url: str, rnd: int, fake_pid:
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--agents", default="echo,llm")
+    ap.add_argument("--agents", default="echo,llm,flow")
+    ap.add_argument("--no-usage", dest="usage", action="store_false", help="no usage accounting (UsageLedger)")
     ap.add_argument("--lengths", default="10,100,10000")
     ap.add_argument("--convs", type=int, default=40, help="conversations per (agent, length)")
     ap.add_argument("--turns", type=int, default=8, help="turns per conversation")
@@ -288,6 +341,8 @@ async def main() -> int:
                                 "runtime_all",
                                 "history_read_all",
                                 "record_all",
+                                "flow_state_all",
+                                "usage_all",
                             )
                             if k in st
                         }

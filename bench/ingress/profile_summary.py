@@ -24,7 +24,7 @@ STAGES: list[tuple[str, re.Pattern[str]]] = [
     ("logging (structlog JSON line)", re.compile(r"structlog/|gateway/core/logs\.py|\(json/encoder")),
     ("metrics (prometheus_client)", re.compile(r"prometheus_client/")),
     ("Slack HMAC verify", re.compile(r"connectors/slack/verify\.py|\(hmac\.py|secrets_equal|check_timestamp")),
-    ("JSON parse of the body", re.compile(r"parse_json_object|\(json/decoder|\(json/__init__")),
+    ("JSON parse of the body", re.compile(r"parse_json_object|parse_json_body|\(json/decoder|\(json/__init__")),
     ("pydantic Event: serialize (model_dump_json)", re.compile(r"model_dump_json")),
     (
         "pydantic Event: build/copy (validation)",
@@ -34,7 +34,7 @@ STAGES: list[tuple[str, re.Pattern[str]]] = [
     ("Redis dedupe (redis-py, auto-pipeline)", re.compile(r"redis/|gateway/core/store/redis\.py")),
     (
         "AMQP publish + confirm (aio-pika, aiormq, pamqp)",
-        re.compile(r"aio_pika/|aiormq/|pamqp/|gateway/core/bus/amqp\.py"),
+        re.compile(r"aio_pika/|aiormq/|pamqp/|gateway/core/bus/amqp\.py|gateway/core/bus/publishes\.py"),
     ),
     ("gateway publish glue (publish.py, headers)", re.compile(r"gateway/core/publish\.py")),
     ("ingest glue (ingest.py)", re.compile(r"gateway/core/ingest\.py")),

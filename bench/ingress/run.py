@@ -53,6 +53,10 @@ SECRET = "bench-ingress-signing-secret-0032"
 TARGETS = ("bare-asyncio", "bare-uvloop", "full")
 #: `gateway serve --workers 2`: two ingress processes on the port under the supervisor (issue 17).
 WORKER_TARGETS = ("full-w2",)
+#: `gateway serve` as of --base-ref (default main), from a detached git worktree under /tmp: the code
+#: before a change, measured in the same invocation as the change (issue 17 item 2: before/after).
+BASE_TARGETS = ("full-base",)
+BASE_TREE: dict[str, Path] = {}
 #: Not in the default set: the bare server publishing like the gateway (16 partitions, its message shape).
 ANALYSIS_TARGETS = ("bare-16q", "bare-16q-gwmsg", "full-py312")
 #: full-py312: the same product code under CPython 3.12 (a venv under /tmp with the project's pinned
@@ -177,6 +181,8 @@ class Server:
         launcher = [str(gateway)] if gateway.exists() else [sys.executable, "-m", "gateway.cli"]
         if self.target in ("full", *WORKER_TARGETS):
             return [*launcher, "serve"]
+        if self.target in BASE_TARGETS:
+            return [sys.executable, "-m", "gateway.cli", "serve"]
         if self.target == "full-py312":
             return [str(py312_python()), "-m", "gateway.cli", "serve"]
         return [sys.executable, str(HERE / "variant_gateway.py"), "serve"]
@@ -215,7 +221,7 @@ class Server:
             self.proc = subprocess.Popen(
                 self.command(),
                 env=self.env(amqp_url, redis_url),
-                cwd=REPO,
+                cwd=BASE_TREE["path"] if self.target in BASE_TARGETS else REPO,
                 stdout=f,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -345,6 +351,24 @@ def hiredis_path() -> Path:
 
 
 RUNNING: list[Server] = []
+
+
+def base_tree(ref: str, out: Path) -> Path:
+    """A detached git worktree of ``ref`` for the full-base target (removed at the end of the run)."""
+    path = Path(f"/tmp/bench-ingress-base-{uuid.uuid4().hex[:8]}")
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True, capture_output=True
+    )
+    commit = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    (out / "base-ref.txt").write_text(f"{ref} {commit.stdout.strip()}\n")
+    BASE_TREE["path"] = path
+    return path
+
+
+def remove_base_tree() -> None:
+    path = BASE_TREE.pop("path", None)
+    if path is not None:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], capture_output=True)
 
 
 def stop_all(*_: Any) -> None:
@@ -609,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--targets",
         default=",".join(TARGETS),
-        help=f"comma-separated, from {','.join(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS)}",
+        help=f"comma-separated, from {','.join(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS + BASE_TARGETS)}",
     )
     p.add_argument(
         "--max-rate",
@@ -642,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--retries", type=int, default=3, help="how many times a contended run is redone")
     p.add_argument("--keep", action="store_true", help="keep queues and Redis keys (debugging)")
+    p.add_argument("--base-ref", default="main", help="git ref the full-base target runs (a worktree under /tmp)")
     args = p.parse_args(argv)
     if not 1 <= args.duration <= 30 or not 0 < args.warmup <= 30:
         p.error("--duration and --warmup must be between 1 and 30 s")
@@ -654,7 +679,8 @@ def main(argv: list[str] | None = None) -> int:
     from variant_gateway import KNOWN
 
     variant_targets = {t for t in targets if t.startswith("full+") and set(t.split("+")[1:]) <= KNOWN}
-    if unknown := set(targets) - set(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS) - variant_targets:
+    known = set(TARGETS + ANALYSIS_TARGETS + WORKER_TARGETS + BASE_TARGETS)
+    if unknown := set(targets) - known - variant_targets:
         p.error(f"unknown targets {sorted(unknown)}")
     out = Path(args.out_dir or f"/tmp/bench-ingress-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
@@ -668,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(HEADER, flush=True)
     results: list[Measurement] = []
+    if set(targets) & set(BASE_TARGETS):
+        base_tree(args.base_ref, out)
     try:
         for rnd in range(1, args.rounds + 1):
             order = targets if rnd % 2 else list(reversed(targets))
@@ -695,12 +723,13 @@ def main(argv: list[str] | None = None) -> int:
         profiles: list[Measurement] = []
         if args.profile_seconds:
             print("\nprofiling (py-spy + perf; not in the medians):", flush=True)
-            for target in ("bare-uvloop", "full"):
+            for target in [t for t in ("bare-uvloop", "full-base", "full") if t in targets or t != "full-base"]:
                 m = measure(target, 0, args, out, args.port, profile=True)
                 profiles.append(m)
                 print(fmt_row(m), flush=True)
     finally:
         stop_all()
+        remove_base_tree()
 
     summary: dict[str, Any] = {}
     for t in targets:
@@ -747,6 +776,40 @@ def main(argv: list[str] | None = None) -> int:
                     f"RATIO full/{bare} = {ratios[f'full/{bare}']['ratio_of_medians']:.2f}x  "
                     f"(per round {per_round}; {label}; target >= 1.0)"
                 )
+    if "full" in summary and "full-base" in summary:
+        per_round = [
+            round(f.wrk["rps"] / b.wrk["rps"], 3)
+            for f in results
+            if f.target == "full"
+            for b in results
+            if b.target == "full-base" and b.round == f.round
+        ]
+        cpu = {
+            t: [1e6 * m.cpu["server"] / m.wrk["rps"] for m in results if m.target == t] for t in ("full", "full-base")
+        }
+        ratios["full/full-base"] = {
+            "ratio_of_medians": round(summary["full"]["events_per_s"] / summary["full-base"]["events_per_s"], 3),
+            "per_round": per_round,
+            "cpu_us_per_event": {t: [round(x) for x in v] for t, v in cpu.items()},
+        }
+        print(
+            f"RATIO full/full-base ({args.base_ref}) = {ratios['full/full-base']['ratio_of_medians']:.2f}x (per round {per_round}); server CPU per event {ratios['full/full-base']['cpu_us_per_event']}"
+        )
+    if "full" in summary and "full-w2" in summary:
+        per_round = [
+            round(w.wrk["rps"] / f.wrk["rps"], 3)
+            for w in results
+            if w.target == "full-w2"
+            for f in results
+            if f.target == "full" and f.round == w.round
+        ]
+        ratios["full-w2/full"] = {
+            "ratio_of_medians": round(summary["full-w2"]["events_per_s"] / summary["full"]["events_per_s"], 3),
+            "per_round": per_round,
+        }
+        print(
+            f"RATIO full-w2/full (2 vs 1 serve workers) = {ratios['full-w2/full']['ratio_of_medians']:.2f}x (per round {per_round})"
+        )
     for t in summary:
         if t.startswith("full+"):
             rel = summary[t]["events_per_s"] / summary["full"]["events_per_s"] if "full" in summary else float("nan")

@@ -10,7 +10,7 @@ import json
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
-from connectors.base import ConnectorResult, InboundRequest, parse_json_object
+from connectors.base import ConnectorResult, InboundRequest, parse_json_body, parse_json_object
 from connectors.slack import lifecycle, parse, verify
 from gateway.core.errors import MalformedPayload, NotFound
 
@@ -62,7 +62,7 @@ class SlackConnector:
         return ConnectorResult(events=[parse.event_from_interaction(payload)])
 
     def _events(self, body: bytes) -> ConnectorResult:
-        envelope = parse_json_object(body, platform="slack")
+        envelope, strict = parse_json_body(body, platform="slack")
         kind = envelope.get("type")
         if kind == "url_verification":
             challenge = envelope.get("challenge")
@@ -75,8 +75,10 @@ class SlackConnector:
             raise MalformedPayload("unsupported Events API envelope type", platform="slack")
         if not envelope.get("event_id") or not isinstance(envelope.get("event"), dict):
             raise MalformedPayload("event_callback without event_id or event", platform="slack")
-        events = [parse.event_from_callback(envelope)]
+        events = [parse.event_from_callback(envelope)]  # raw is the envelope: the body's bytes stand for it
+        raw_json = body if strict else None
         removal = lifecycle.removal(envelope) if self._on_removal is not None else None
         if removal is not None and self._on_removal is not None:
-            return ConnectorResult(events=events, effects=(functools.partial(self._on_removal, removal),))
-        return ConnectorResult(events=events)
+            effects = (functools.partial(self._on_removal, removal),)
+            return ConnectorResult(events=events, effects=effects, raw_json=raw_json)
+        return ConnectorResult(events=events, raw_json=raw_json)

@@ -6,6 +6,7 @@ POST /chat/session                       a visitor token for a new (or returning
 GET  /v1/openapi.json                    the API, described
 POST /v1/conversations/{key}/messages    a message in (through the spine: 202 only once queued)
 GET  /v1/conversations/{key}/events      server-sent events, resumable with Last-Event-ID
+GET  /v1/conversations/{key}/state       the public part of a session's state (?session=NAME)
 GET  /v1/ws                              the same over a WebSocket (subscribe + send)
 """
 
@@ -28,6 +29,7 @@ from connectors.web import token as tokens
 from connectors.web import transcript
 from connectors.web.auth import Caller, WebAuth
 from connectors.web.hub import WebHub
+from gateway.core import sessions
 from gateway.core.bus.base import Bus
 from gateway.core.config import WebSection
 from gateway.core.errors import MalformedPayload, PublishError, RequestError, StoreUnavailable
@@ -180,6 +182,25 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def conversation_state(request: web.Request) -> web.Response:
+    """The public part of a session's state (``ctx.state.public``); the private part never leaves Redis."""
+    state = request.app[WEB]
+    key = request.match_info["key"]
+    session = request.query.get("session", sessions.DEFAULT)
+    try:
+        _authorize(request, key)
+        sessions.check_name(session)
+    except RequestError as exc:
+        return _error(exc.status, exc.reason)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    try:
+        public = await sessions.public_state(state.store, key, session)
+    except StoreUnavailable:
+        return _error(503, "the store is unavailable; try again", **{"Retry-After": "1"})
+    return web.json_response({"ok": True, "key": key, "session": session, "state": public})
+
+
 async def _send_sse(response: web.StreamResponse, items: list[dict[str, Any]], last: str | None) -> str | None:
     for item in items:
         data = json.dumps(item, separators=(",", ":"))
@@ -304,6 +325,7 @@ def mount(app: web.Application, state: WebState) -> None:
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_post("/v1/conversations/{key}/messages", post_message)
     app.router.add_get("/v1/conversations/{key}/events", events)
+    app.router.add_get("/v1/conversations/{key}/state", conversation_state)
     app.router.add_get("/v1/ws", websocket)
     app.on_cleanup.append(lambda _: state.hub.close())
 

@@ -19,6 +19,7 @@ from connectors.webhooks.sender import WebhookSender
 from connectors.webhooks.signing import secret_key, signature_headers
 from gateway.core.config import WebhookSourceConfig
 from gateway.core.errors import ConfigError
+from gateway.core.handoff import WEBHOOK_SIGNER
 from gateway.core.settings import Settings
 
 
@@ -47,6 +48,9 @@ def outbound(parts: Parts) -> PlatformSender | None:
         for name, src in parts.file.webhooks.sources.items()
         if src.reply_url
     }
+    handoff = parts.file.handoff.webhook_secret()
+    if handoff is not None:  # handoff notices (gateway/core/handoff.py) are signed callbacks too
+        keys[WEBHOOK_SIGNER] = secret_key(handoff.get_secret_value())
     chunked = {name for name, src in parts.file.webhooks.sources.items() if src.stream == "chunked"}
     return WebhookSender(keys, chunked=chunked) if keys else None
 

@@ -37,6 +37,17 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     def _body(self, message: OutboundMessage) -> bytes:
+        handoff = message.extra.get("handoff")
+        if isinstance(handoff, dict):  # a human handoff notice (gateway/core/handoff.py)
+            return json.dumps(
+                {
+                    "type": "gateway.handoff",
+                    "id": message.id,
+                    "conversation_key": message.conversation_key,
+                    "text": message.text,
+                    **handoff,
+                }
+            ).encode()
         return json.dumps(
             {
                 "type": f"agent.{message.action}",

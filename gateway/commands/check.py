@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from connectors import build_registry, secret_policy
+from connectors.webhooks.signing import secret_key
 from gateway.commands.parsers import documented_parser
 from gateway.core import tracing
 from gateway.core.bus.diagnose import describe
@@ -116,6 +117,28 @@ def _agents(settings: Settings, file: GatewayFile) -> bool:
     return not problems
 
 
+def _handoff(settings: Settings, file: GatewayFile) -> bool:
+    """``[handoff]``: its targets can be reached (gateway/core/handoff.py)."""
+    section = file.handoff
+    ok = True
+    if section.slack_channel and settings.slack_bot_token is None and settings.slack_client_id is None:
+        _line(
+            False, "[handoff] slack_channel needs the Slack sender: set SLACK_BOT_TOKEN (or install across workspaces)"
+        )
+        ok = False
+    if section.webhook_url:
+        try:
+            secret = section.webhook_secret()
+            secret_key(secret.get_secret_value() if secret is not None else "")
+        except ConfigError as exc:
+            _line(False, f"[handoff] webhook_secret_env: {exc}")
+            ok = False
+    if ok and (section.slack_channel or section.webhook_url):
+        targets = [t for t in (section.slack_channel and "Slack", section.webhook_url and "webhook") if t]
+        _line(True, f"handoff notices go to: {', '.join(targets)}")
+    return ok
+
+
 async def run_check(settings: Settings, args: argparse.Namespace) -> int:
     file = _file(settings)
     ok = file is not None
@@ -124,6 +147,7 @@ async def run_check(settings: Settings, args: argparse.Namespace) -> int:
         # With a refused secret the connectors are not built: its FAIL line above says why.
         ok &= secrets_ok and _connectors(settings, file)
         ok &= _agents(settings, file)
+        ok &= _handoff(settings, file)
     ok &= secrets_ok
     ok &= _tracing(settings)
     ok &= await _reach_bus(settings)

@@ -1,8 +1,10 @@
-"""``gateway history KEY [--agent NAME] [--last N] [--json]``: what an agent did in one conversation.
+"""``gateway history KEY [--agent NAME] [--session NAME] [--last N] [--json]``: what an agent did in one conversation.
 
 Prints the conversation's recorded turns, oldest first: each inbound message (with its sender), the tools
 the agent called for its answer (arguments and the result it got back, cut at 500 characters), each reply,
-and the tokens the turn cost. Read from the history in Redis (``REDIS_URL``; ``hist:{agent}:{KEY}``), so it
+and the tokens the turn cost. Messages kept while the conversation was with a person (``gateway handoff``)
+are marked ``[human]``. ``--session NAME`` reads one of KEY's named sessions (default ``default``).
+Read from the history in Redis (``REDIS_URL``; ``hist:{agent}:{KEY}``, ``hist:{agent}:@{NAME}:{KEY}``), so it
 shows the last turns ``GATEWAY_HISTORY_TTL`` kept (at most 1000). Without ``--agent`` every agent this
 gateway serves is looked up and each that has turns for KEY is shown. Records written before tool calls
 and usage were kept show their text only. Exit status 0, 1 when Redis does not answer, 4 when no agent has
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.commands.parsers import documented_parser
 from gateway.core.errors import ConfigError, StoreUnavailable
+from gateway.core.sessions import check_name
 from gateway.core.settings import Settings
 from gateway.runtime import make_store
 
@@ -38,6 +41,7 @@ def turn_dict(t: Turn) -> dict[str, Any]:
         "at": t.at,
         "tool_calls": list(t.tool_calls),
         "usage": t.usage,
+        "handoff": t.handoff,
     }
 
 
@@ -64,6 +68,7 @@ def render(agent: str, key: str, turns: list[Turn]) -> list[str]:
     pad = " " * 21
     for t in turns:
         who = f"user {t.sender}" if t.role == "user" and t.sender else t.role
+        who = f"[human] {who}" if t.handoff else who
         lines.append(f"{_when(t.at)}  {who:<16} {_short(t.text)}")
         for call in t.tool_calls:
             mark = "" if call.get("ok", True) else "  (failed)"
@@ -76,14 +81,16 @@ def render(agent: str, key: str, turns: list[Turn]) -> list[str]:
     return lines
 
 
-async def read_history(settings: Settings, key: str, agents: list[str], last: int) -> dict[str, list[Turn]]:
+async def read_history(
+    settings: Settings, key: str, agents: list[str], last: int, session: str = "default"
+) -> dict[str, list[Turn]]:
     from agents.context import Turn, history_key
 
     store = make_store(settings)
     try:
         found: dict[str, list[Turn]] = {}
         for agent in agents:
-            raw = await store.tail(history_key(agent, key), last)
+            raw = await store.tail(history_key(agent, key, session), last)
             if raw:
                 found[agent] = [Turn.from_json(r) for r in raw]
         return found
@@ -101,7 +108,7 @@ async def run_history(settings: Settings, args: argparse.Namespace) -> int:
 
         agents = sorted(agent_names(settings, settings.load_file()))
     try:
-        found = await read_history(settings, args.key, agents, args.last)
+        found = await read_history(settings, args.key, agents, args.last, args.session)
     except StoreUnavailable as exc:
         print(f"gateway history: Redis did not answer: {exc}", file=sys.stderr)
         return 1
@@ -110,6 +117,7 @@ async def run_history(settings: Settings, args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "key": args.key,
+                    "session": args.session,
                     "agents": {
                         agent: {"turns": [turn_dict(t) for t in turns], "usage": totals(turns)}
                         for agent, turns in found.items()
@@ -121,7 +129,8 @@ async def run_history(settings: Settings, args: argparse.Namespace) -> int:
         for agent, turns in found.items():
             print("\n".join(render(agent, args.key, turns)))
         if not found:
-            print(f"no history for {args.key} (agents looked up: {', '.join(agents)})", file=sys.stderr)
+            where = "" if args.session == "default" else f" in session {args.session!r}"
+            print(f"no history for {args.key}{where} (agents looked up: {', '.join(agents)})", file=sys.stderr)
     return 0 if found else NOT_FOUND
 
 
@@ -132,5 +141,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("key", metavar="KEY", help="the conversation key, like telegram:default:42")
     p.add_argument("--agent", help="only this agent's history of KEY")
     p.add_argument("--last", type=int, default=HISTORY_KEEP, metavar="N", help="the last N records (default all kept)")
+    p.add_argument("--session", default="default", type=session_name, help="a named session of KEY (default: default)")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(run=run_history)
+
+
+def session_name(value: str) -> str:
+    try:
+        return check_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc

@@ -10,7 +10,9 @@ How each number is measured:
   arriving now waits before a consumer takes it; "stalled" when events wait and none was taken
   during the window (no consumer, or one stuck at its prefetch limit);
 - consumers: the partition leases (``lease:{p}``) and live members (group ``consumers``) in Redis;
-- serve instances: the live members of the group ``ingress`` (each ``gateway serve`` heartbeats into it).
+- serve instances: the live members of the group ``ingress`` (each ``gateway serve`` heartbeats into it);
+- with a person: how many conversations are handed off (``gateway handoff``; one HGETALL of the
+  ``handoffs`` index).
 
 It does not peek at the oldest waiting event: RabbitMQ refuses ``basic.get`` on quorum queues
 with single-active-consumer, and peeking with a consumer gives the message back with
@@ -38,6 +40,7 @@ from typing import Any, Literal
 
 from gateway.commands.parsers import documented_parser
 from gateway.commands.usage_report import format_usage, usage_report
+from gateway.core import handoff
 from gateway.core.bus.base import Bus, Delivery, QueueInfo
 from gateway.core.bus.topology import Topology
 from gateway.core.errors import ConfigError
@@ -131,19 +134,20 @@ async def queue_stats(bus: Bus, interval: float) -> list[QueueStat]:
     return stats
 
 
-async def lease_view(settings: Settings) -> tuple[list[str], list[str | None], list[str], str | None]:
-    """(live consumers, owner of each partition, live serve instances, error)."""
+async def lease_view(settings: Settings) -> tuple[list[str], list[str | None], list[str], int | None, str | None]:
+    """(live consumers, owner of each partition, live serve instances, conversations with a person, error)."""
     from consumers.leases import GROUP, lease_key  # the consumers' own naming, loaded only by `status`
 
     store = make_store(settings)
     try:
         if not await store.ping():
-            return [], [], [], "Redis at REDIS_URL did not answer PING"
+            return [], [], [], None, "Redis at REDIS_URL did not answer PING"
         members = await store.members(GROUP)
         owners = await store.lease_owners([lease_key(p) for p in range(settings.partitions)])
-        return members, owners, sorted(await store.members(INGRESS)), None
+        human = len(await handoff.listed(store))
+        return members, owners, sorted(await store.members(INGRESS)), human, None
     except Exception as exc:
-        return [], [], [], f"Redis at REDIS_URL failed: {exc!r}"
+        return [], [], [], None, f"Redis at REDIS_URL failed: {exc!r}"
     finally:
         await store.close()
 
@@ -159,6 +163,7 @@ def build_report(
     redis_error: str | None,
     interval: float,
     serve: list[str] | None = None,
+    handed_off: int | None = None,
 ) -> dict[str, Any]:
     held: dict[str, list[int]] = {m: [] for m in members}
     for p, owner in enumerate(owners):
@@ -195,6 +200,7 @@ def build_report(
         "est_wait_s": round(max(waits), 3) if waits else None,
         "stalled_partitions": stalled,
         "rate_window_s": interval if interval > 0 else None,
+        "handed_off": handed_off,
     }
 
 
@@ -235,6 +241,8 @@ def format_report(r: dict[str, Any], *, color: bool = False) -> list[str]:
         note = "" if c["live"] else paint("  (not a live member: lease expiring)", "warn", color)
         ps = c["partitions"]
         lines.append(f"  {c['id']:<20} {len(ps):>3} partitions  {format_partitions(ps)}{note}")
+    if r.get("handed_off"):
+        lines.append(f"with a person: {r['handed_off']} conversations  (gateway handoff --list)")
     if r["unowned"]:
         lines.append(paint(f"  unowned partitions: {format_partitions(r['unowned'])}", "warn", color))
     if r["queues"] is not None:
@@ -275,7 +283,7 @@ async def collect(settings: Settings, interval: float) -> dict[str, Any]:
         broker_error = str(exc)
     except Exception as exc:  # a queue refused the passive declare, the connection dropped...
         broker_error = f"RabbitMQ failed while reading queues: {exc!r}"
-    members, owners, serve, redis_error = await leases
+    members, owners, serve, handed_off, redis_error = await leases
     return build_report(
         namespace=settings.namespace,
         partitions=settings.partitions,
@@ -286,6 +294,7 @@ async def collect(settings: Settings, interval: float) -> dict[str, Any]:
         redis_error=redis_error,
         interval=interval,
         serve=serve if redis_error is None else None,
+        handed_off=handed_off,
     )
 
 

@@ -32,7 +32,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from gateway.core.errors import ConfigError
 
@@ -133,6 +133,9 @@ class RouteConfig(BudgetConfig):
     busy: BusyPolicy = "queue"
     #: Stream answers as they are written (None: ``GATEWAY_STREAM``); see agents/streaming.py.
     stream: bool | None = None
+    #: The named session its conversations run in (own history, memory and state); unset: ``default``, or
+    #: the one the agent switched to.
+    session: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     #: The route's name in usage counts (``gateway status --usage``, metrics); default platform:bot:channel.
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:*-]{1,64}$")
     #: This route's own model key (bring your own key): replaces the agent's primary provider key.
@@ -185,12 +188,36 @@ class WebSection(_Strict):
     max_text: int = 4000
 
 
+class HandoffConfig(_Strict):
+    """Where a human handoff is announced (gateway/core/handoff.py): a Slack channel, a signed callback, both.
+    Neither set: conversations still go to ``human`` state, and ``gateway handoff --list`` shows them."""
+
+    #: The channel id the notice is posted in (through the Slack sender, like a reply).
+    slack_channel: str | None = Field(None, pattern=r"^[CGD][A-Z0-9]{2,}$")
+    #: The workspace of ``slack_channel`` when the app is installed in several (default: the conversation's).
+    slack_team: str | None = None
+    #: A URL that receives a Standard Webhooks signed ``gateway.handoff`` callback.
+    webhook_url: str | None = Field(None, pattern=r"^https?://")
+    #: The variable holding the ``whsec_...`` secret that signs those callbacks (required with webhook_url).
+    webhook_secret_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> HandoffConfig:
+        if self.webhook_url and not self.webhook_secret_env:
+            raise ValueError("webhook_url needs webhook_secret_env: the variable whose secret signs the callbacks")
+        return self
+
+    def webhook_secret(self) -> SecretStr | None:
+        return _secret_from_env(self.webhook_secret_env, "[handoff] webhook secret") if self.webhook_url else None
+
+
 class GatewayFile(_Strict):
     telegram: TelegramSection = Field(default_factory=TelegramSection)
     webhooks: WebhookSection = Field(default_factory=WebhookSection)
     web: WebSection = Field(default_factory=WebSection)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig)
 
 
 def load_config_file(path: Path | None) -> GatewayFile:

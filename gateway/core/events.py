@@ -88,6 +88,8 @@ class Event(_Frozen):
     busy: Literal["queue", "collect"] = "queue"
     #: The route streams its answers (``stream = true`` in ``gateway.toml`` or ``GATEWAY_STREAM=1``).
     stream: bool = False
+    #: The named session the route pins (gateway/core/sessions.py); None: the conversation's current one.
+    session: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     sender: Sender | None = None
     text: str = ""
     reply_to: ReplyAddress

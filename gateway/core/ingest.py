@@ -9,8 +9,10 @@ an attempt that then fails would lose the event.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
@@ -38,6 +40,21 @@ class Admission:
     event_id: str
 
 
+class _MarkWatch:
+    """Logs a done mark that could not be written (and reads every outcome, so none goes unretrieved)."""
+
+    __slots__ = ("event_id",)
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+
+    def __call__(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        if (exc := fut.exception()) is not None:
+            log.warning("dedupe_mark_failed", event_id=self.event_id, error=str(exc))
+
+
 def dedupe_key(event: Event) -> str:
     return f"dedupe:{event.platform}:{event.reply_to.bot}:{event.delivery_id}"
 
@@ -52,14 +69,15 @@ class Ingestor:
         self._metrics = metrics
         self._ttl = dedupe_ttl
 
-    async def accept(self, event: Event, *, agent: str | None = None) -> Outcome:
+    async def accept(self, event: Event, *, agent: str | None = None, raw_json: bytes | None = None) -> Outcome:
         """Publish ``event`` once. Raises PublishError or StoreUnavailable when it could not be queued.
 
-        ``agent`` overrides the route's agent (dispatch from code names its agent).
+        ``agent`` overrides the route's agent (dispatch from code names its agent). ``raw_json``: the
+        strict JSON whose parsed value is ``event.raw`` (written as it is, see ``Publisher.event``).
         """
-        return (await self.admit(event, agent=agent)).outcome
+        return (await self.admit(event, agent=agent, raw_json=raw_json)).outcome
 
-    async def admit(self, event: Event, *, agent: str | None = None) -> Admission:
+    async def admit(self, event: Event, *, agent: str | None = None, raw_json: bytes | None = None) -> Admission:
         """:meth:`accept`, also saying which event carries the delivery (the first one, for a duplicate)."""
         check_event(event)
         event = self._router.apply(event)
@@ -73,14 +91,14 @@ class Ingestor:
             outcome = Outcome.IN_FLIGHT if state == "pending" else Outcome.DUPLICATE
             return Admission(outcome, first_id or event.id)
         try:
-            await self._publisher.event(event)
+            await self._publisher.event(event, raw_json=raw_json)
         except BaseException:
             await self._release(key)
             raise
-        try:
-            await self._store.put(key, f"done:{event.id}", self._ttl)
-        except Exception as exc:  # published: answer 200; a retry after PENDING_TTL is caught downstream
-            log.warning("dedupe_mark_failed", event_id=event.id, error=str(exc))
+        # The done mark rides with the next batch of store commands (a later claim of the same key comes
+        # after it in that batch); nobody waits for it. Its failure is a warning: the event is published, the
+        # pending mark answers a retry 503 until it expires, and a retry after that is caught downstream.
+        self._store.put_soon(key, f"done:{event.id}", self._ttl).add_done_callback(_MarkWatch(event.id))
         log.info(
             "event_accepted",
             event_id=event.id,

@@ -36,6 +36,38 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
+_format_exc_info = structlog.processors.format_exc_info
+
+
+def _redact_and_format(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """:func:`_redact`, then the traceback of ``exc_info`` into ``exception`` when there is one."""
+    _redact(logger, method, event_dict)
+    if "exc_info" in event_dict:
+        return _format_exc_info(logger, method, event_dict)
+    return event_dict
+
+
+try:  # structlog's own registry of the context variables it binds (structlog 24-25)
+    from structlog.contextvars import _CONTEXT_VARS, STRUCTLOG_KEY_PREFIX_LEN
+except ImportError:  # pragma: no cover - another structlog: its public processor
+    _CONTEXT_VARS = None  # type: ignore[assignment]
+
+
+def _merge_context(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """``structlog.contextvars.merge_contextvars``, reading only structlog's own variables.
+
+    structlog's processor walks every context variable of the context (aiohttp's, asyncio's, ...) on
+    every line; this reads the few it created, with the same result (unset or cleared = ``...``).
+    """
+    if _CONTEXT_VARS is None:  # pragma: no cover
+        return structlog.contextvars.merge_contextvars(logger, method, event_dict)
+    for name, var in _CONTEXT_VARS.items():
+        value = var.get(Ellipsis)
+        if value is not Ellipsis:
+            event_dict.setdefault(name[STRUCTLOG_KEY_PREFIX_LEN:], value)
+    return event_dict
+
+
 class TickWriter:
     """Log lines written once per event-loop iteration instead of once per line.
 
@@ -143,12 +175,11 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         factory = _one_writer(TickWriter(stream))
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            _merge_context,
             tracing.log_ids,
             structlog.processors.add_log_level,
             _stamp,
-            _redact,
-            structlog.processors.format_exc_info,
+            _redact_and_format,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -48,11 +50,33 @@ class Metrics:
             "gateway_outbound_rate_limited", "429 answers from platforms", ["platform"], registry=r
         )
         self.send_retries = Counter("gateway_outbound_retries", "Outbound retries", ["platform"], registry=r)
+        self.reply_publish_retries = Counter(
+            "gateway_reply_publish_retries",
+            "A turn's reply published again after RabbitMQ did not confirm it (the agent does not run again)",
+            registry=r,
+        )
         self.outbound_duplicates = Counter(
             "gateway_outbound_duplicates_suppressed", "Outbound messages already sent once", ["platform"], registry=r
         )
         # Dead letters.
         self.dead_letters = Counter("gateway_dead_letters", "Messages dead-lettered", ["stage"], registry=r)
+
+        # Children of the hot-path metrics, resolved once per label set (``labels()`` takes a lock and
+        # builds a tuple on every call); the label sets are few (connectors x outcomes, exchanges).
+        self._request_children: dict[tuple[str, str], Any] = {}
+        self._publish_children: dict[str, Any] = {}
+
+    def count_request(self, connector: str, outcome: str) -> None:
+        child = self._request_children.get((connector, outcome))
+        if child is None:
+            child = self._request_children[(connector, outcome)] = self.requests.labels(connector, outcome)
+        child.inc()
+
+    def observe_publish(self, exchange: str, seconds: float) -> None:
+        child = self._publish_children.get(exchange)
+        if child is None:
+            child = self._publish_children[exchange] = self.publish_seconds.labels(exchange)
+        child.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,6 +22,21 @@ def event_headers(event: Event) -> dict[str, Any]:
     }
 
 
+_NO_RAW = {"raw"}
+# ``raw`` is the last field, so the envelope without it, then ``"raw":`` and the original bytes, reads as
+# the same object with the same field order.
+assert list(Event.model_fields)[-1] == "raw"
+
+
+def event_json(event: Event, raw_json: bytes | None = None) -> bytes:
+    """The event's wire JSON. With ``raw_json`` (the body ``event.raw`` was parsed from, strict JSON) the
+    payload is not serialized again: its bytes are written in place (an object either way)."""
+    if raw_json is None:
+        return event.model_dump_json().encode()
+    head = event.model_dump_json(exclude=_NO_RAW).encode()
+    return b"".join((head[:-1], b',"raw":', raw_json, b"}"))
+
+
 class Publisher:
     def __init__(self, bus: Bus, metrics: Metrics, *, timeout: float = 2.0) -> None:
         self.bus = bus
@@ -44,14 +59,15 @@ class Publisher:
             tracing.inject(headers)
             start = time.perf_counter()
             await self.bus.publish(exchange, key, body, headers=headers, message_id=msg_id, timeout=self._timeout)
-        self._metrics.publish_seconds.labels(exchange).observe(time.perf_counter() - start)
+        self._metrics.observe_publish(exchange, time.perf_counter() - start)
 
-    async def event(self, event: Event) -> None:
+    async def event(self, event: Event, *, raw_json: bytes | None = None) -> None:
+        """``raw_json``: strict JSON whose parsed value is ``event.raw`` (the webhook's body), written as it is."""
         partition = self.topology.partition_of(event.conversation_key)
         await self._publish(
             self.topology.events_exchange,
             str(partition),
-            event.model_dump_json().encode(),
+            event_json(event, raw_json),
             event_headers(event),
             event.id,
         )

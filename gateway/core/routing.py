@@ -29,6 +29,7 @@ class Route:
     key: KeyGranularity
     busy: BusyPolicy
     stream: bool = False
+    session: str | None = None
 
 
 class Router:
@@ -56,14 +57,20 @@ class Router:
         if r is None:
             return self._default
         stream = self._default.stream if r.stream is None else r.stream
-        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy, stream=stream)
+        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy, stream=stream, session=r.session)
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
         same = route.agent == event.agent and route.busy == event.busy and route.stream == event.stream
-        if key == event.conversation_key and same:
+        if key == event.conversation_key and same and route.session in (None, event.session):
             return event
-        return event.model_copy(
-            update={"conversation_key": key, "agent": route.agent, "busy": route.busy, "stream": route.stream}
-        )
+        update: dict[str, object] = {
+            "conversation_key": key,
+            "agent": route.agent,
+            "busy": route.busy,
+            "stream": route.stream,
+        }
+        if route.session is not None:
+            update["session"] = route.session
+        return event.model_copy(update=update)

@@ -61,6 +61,13 @@ async def test_check_passes_with_services_and_names_what_is_enabled(services: tu
         ('[[routes]]\nplatform = "slack"\nagent = "ghost"\n', "agent 'ghost' is used but not defined"),
         ('[webhooks.sources.shop]\nsecret_env = "NOT_SET_ANYWHERE"\n', "NOT_SET_ANYWHERE is not set"),
         ("[webhooks.sources.shop]\nsecret = 'inline'\n", "webhooks.sources.shop.secret"),
+        ('[handoff]\nslack_channel = "C0HUMANS"\n', "[handoff] slack_channel needs the Slack sender"),
+        ('[handoff]\nwebhook_url = "https://x.example/h"\n', "webhook_url needs webhook_secret_env"),
+        (
+            '[handoff]\nwebhook_url = "https://x.example/h"\nwebhook_secret_env = "NOT_SET_ANYWHERE"\n',
+            "NOT_SET_ANYWHERE is not set",
+        ),
+        ('[[routes]]\nplatform = "slack"\nsession = "Ops Desk"\n', "routes.0.session"),
     ],
 )
 def test_check_reports_broken_configuration(tmp_path: Path, config: str, expected: str) -> None:

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from agents.context import TurnContext, history_key
+from agents.context import SessionContext, TurnContext, history_key
 from agents.memory import memory_key
 from agents.registry import AgentFactory
 from connectors.platform import Unlimited
@@ -29,12 +29,14 @@ from consumers.outbound import OutboundWorker
 from consumers.partition import PartitionWorker
 from consumers.pool import AgentPool
 from consumers.ratelimit import RateLimiter
-from gateway.core import tracing
+from gateway.core import handoff as handoffs
+from gateway.core import sessions, tracing
 from gateway.core.bus.amqp import AmqpBus
 from gateway.core.bus.base import Bus
 from gateway.core.bus.memory import MemoryBus
 from gateway.core.bus.topology import Topology
-from gateway.core.errors import RateLimited, SendError, StoreUnavailable
+from gateway.core.config import HandoffConfig
+from gateway.core.errors import PublishError, RateLimited, SendError, StoreUnavailable
 from gateway.core.events import SCHEMA_VERSION, Event, EventKind, OutboundMessage, ReplyAddress
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
@@ -88,6 +90,7 @@ class Rig:
         attempts: int = 3,
         history_ttl: float | None = None,
         memory_ttl: float | None = None,
+        handoff: HandoffConfig | None = None,
     ) -> None:
         dead = DeadLetters(self.publisher, self.metrics)
         pool = AgentPool({n: AgentFactory(n, a) for n, a in agents.items()}, self.store, memory_ttl=memory_ttl)
@@ -97,7 +100,9 @@ class Rig:
             pool=pool,
             dead=dead,
             metrics=self.metrics,
-            config=DispatchConfig(attempts=attempts, retry_base=0.01, history_ttl=history_ttl),
+            config=DispatchConfig(
+                attempts=attempts, retry_base=0.01, history_ttl=history_ttl, handoff=handoff or HandoffConfig()
+            ),
         )
         sender = OutboundWorker(
             {"slack": self.platform},
@@ -455,6 +460,39 @@ async def test_a_turn_retried_after_its_replies_were_queued_posts_them_once(rig:
     assert rig.platform.attempts == 1
 
 
+async def test_a_reply_the_broker_does_not_confirm_is_published_again_without_running_the_agent(rig: Rig) -> None:
+    """RabbitMQ does not confirm a turn's reply (a starved broker): the first time the reply never reached
+    the queue, the second time it did but the confirm was lost. The reply is published again each time,
+    the agent runs once, nothing is dead-lettered, and the user gets the reply once."""
+    real_outbound = rig.publisher.outbound
+    outcomes = ["lost", "queued-unconfirmed"]
+
+    async def unconfirmed(message: OutboundMessage, *, recheck: bool = False) -> None:
+        if outcomes:
+            outcome = outcomes.pop(0)
+            if outcome == "queued-unconfirmed":
+                await real_outbound(message, recheck=recheck)
+            raise PublishError("RabbitMQ did not confirm within 2.0 s (injected)", event_id=message.event_id)
+        await real_outbound(message, recheck=recheck)
+
+    rig.publisher.outbound = unconfirmed  # type: ignore[method-assign]
+    agent = Flaky(failures=0)
+    await rig.start({"rec": agent})
+    await rig.publisher.event(event("answer me"))
+    await eventually(
+        lambda: (
+            rig.metrics.registry.get_sample_value("gateway_outbound_duplicates_suppressed_total", {"platform": "slack"})
+            or 0.0
+        ),
+        until=lambda n: n == 1,
+        what="the copy that was queued without its confirm suppressed by its sent marker",
+    )
+    assert rig.platform.texts == ["ok after 1"]
+    assert agent.calls == 1
+    assert rig.metrics.registry.get_sample_value("gateway_reply_publish_retries_total") == 2
+    assert await rig.dead() == []
+
+
 class Remembering:
     """Stores a memory document each turn, then replies."""
 
@@ -506,3 +544,133 @@ async def test_on_redis_every_turn_gives_history_and_memory_their_full_ttl_again
         await raw.aclose()
         await bus.close()
         await store.close()
+
+
+class HandsOff:
+    """Hands the conversation to a person when asked (failing the first time it does, when told to)."""
+
+    def __init__(self, *, fail_once: bool = False) -> None:
+        self.seen: list[str] = []
+        self.fail_once = fail_once
+
+    async def on_event(self, ctx: TurnContext, ev: Event) -> None:
+        self.seen.append(ev.text)
+        if ev.text == "person":
+            ctx.handoff("asked for a person")
+            await ctx.reply("a colleague will answer")
+            if self.fail_once:
+                self.fail_once = False
+                raise RuntimeError("after the handoff (injected)")
+            return
+        await ctx.reply(f"bot: {ev.text}")
+
+
+async def test_a_handed_off_conversation_keeps_its_events_in_order_and_the_agent_silent(rig: Rig) -> None:
+    agent = HandsOff(fail_once=True)
+    await rig.start({"rec": agent}, handoff=HandoffConfig(slack_channel="CHUMANS"))
+    key = "slack:T:C:h1"
+    for text in ("hi", "person", "one", "two", "three"):
+        await rig.publisher.event(event(text, key=key))
+    raw = await eventually(
+        lambda: rig.store.tail(history_key("rec", key), 100), until=lambda t: len(t) >= 7, what="7 records"
+    )
+    turns = [json.loads(r) for r in raw]
+    record = await handoffs.current(rig.store, key)
+    await handoffs.release(rig.store, key)
+    await rig.publisher.event(event("back", key=key))
+    await eventually(  # the notice goes to another channel: its send is not ordered with the replies
+        lambda: rig.platform.texts,
+        until=lambda t: "bot: back" in t and any(x.startswith("A person") for x in t),
+        what="the answer after release and the notice",
+    )
+    assert agent.seen == ["hi", "person", "person", "back"]  # the failed turn ran again; the rest were not shown
+    user = [(t["text"], t.get("handoff", False)) for t in turns if t["role"] == "user"]
+    assert user == [("hi", False), ("person", False), ("one", True), ("two", True), ("three", True)]
+    assert record is not None
+    assert record.by == "agent:rec"
+    assert record.reason == "asked for a person"
+    notices = [m for m in rig.platform.sent if m.to.channel == "CHUMANS"]
+    assert len(notices) == 1
+    assert key in notices[0].text
+    assert [t for t in rig.platform.texts if not t.startswith("A person")] == [
+        "bot: hi",
+        "a colleague will answer",
+        "bot: back",
+    ]
+    assert await rig.dead() == []
+
+
+async def test_an_operator_handoff_silences_the_agent_until_release(rig: Rig) -> None:
+    agent = HandsOff()
+    await rig.start({"rec": agent})
+    key = "slack:T:C:h2"
+    _, new = await handoffs.hand_off(rig.store, key, reason="VIP", by="operator")
+    again, second = await handoffs.hand_off(rig.store, key, reason="later", by="operator")
+    await rig.publisher.event(event("waiting", key=key))
+    await eventually(lambda: rig.store.tail(history_key("rec", key), 10), until=lambda t: len(t) == 1, what="kept")
+    listed = await handoffs.listed(rig.store)
+    assert await handoffs.release(rig.store, key) is not None
+    assert await handoffs.release(rig.store, key) is None
+    await rig.publisher.event(event("now", key=key))
+    await eventually(lambda: rig.platform.texts, until=lambda t: t == ["bot: now"], what="the answer")
+    assert new
+    assert not second
+    assert again.reason == "VIP"
+    assert [h.key for h in listed] == [key]
+    assert await handoffs.listed(rig.store) == []
+    assert agent.seen == ["now"]
+
+
+class Counting:
+    """Counts its turns in ctx.state (failing once after changing it, when told to)."""
+
+    def __init__(self, *, fail_once: bool = False) -> None:
+        self.fail_once = fail_once
+
+    async def on_session_enter(self, ctx: SessionContext) -> None:
+        ctx.state.setdefault("entered", 0)
+        ctx.state["entered"] += 1
+
+    async def on_event(self, ctx: TurnContext, ev: Event) -> None:
+        ctx.state["n"] = int(ctx.state.get("n", 0)) + 1
+        ctx.state.public["n"] = ctx.state["n"]
+        if self.fail_once and ev.text == "fail":
+            self.fail_once = False
+            ctx.state["n"] = 1000  # dropped with the failed attempt
+            raise RuntimeError("after changing the state (injected)")
+        if ev.text == "bad":
+            ctx.state["oops"] = {1, 2}  # not JSON: the turn fails, and says why
+        await ctx.reply(f"{ctx.session_name} {ctx.state['n']}")
+
+
+async def test_state_outlives_the_warm_instance_and_a_failed_attempt_changes_nothing(rig: Rig) -> None:
+    await rig.start({"rec": Counting(fail_once=True)}, attempts=2)
+    key = "slack:T:C:s1"
+    for text in ("a", "fail", "b"):
+        await rig.publisher.event(event(text, key=key))
+    await eventually(lambda: rig.platform.texts, until=lambda t: len(t) == 3, what="three replies")
+    for w in rig.workers:  # a move to another process: the warm instance is gone, Redis keeps the state
+        await w.stop(grace=5)
+    rig.workers.clear()
+    await rig.start({"rec": Counting()}, attempts=1)
+    await rig.publisher.event(event("c", key=key))
+    await rig.publisher.event(event("bad", key=key))
+    await eventually(lambda: rig.dead(), until=lambda d: len(d) == 1, what="the turn with a non-JSON state")
+    await eventually(lambda: rig.platform.texts, until=lambda t: len(t) == 4, what="the answer to c")
+    raw = await rig.store.hget(sessions.record_key(key), sessions.state_field("default"))
+    assert rig.platform.texts == ["default 1", "default 2", "default 3", "default 4"]
+    assert sessions.parse_state(raw) == ({"entered": 2, "n": 4}, {"n": 4})
+    assert "JSON cannot keep" in rig.letters[0][0]["x-error"]
+
+
+async def test_a_route_pinned_session_has_its_own_history_memory_and_state(rig: Rig) -> None:
+    await rig.start({"rec": Counting()})
+    key = "slack:T:C:s2"
+    await rig.publisher.event(event("a", key=key))
+    await rig.publisher.event(event("b", key=key, session="ops"))
+    await rig.publisher.event(event("c", key=key, session="ops"))
+    await eventually(lambda: rig.platform.texts, until=lambda t: len(t) == 3, what="three replies")
+    assert rig.platform.texts == ["default 1", "ops 1", "ops 2"]
+    assert len(await rig.store.tail(history_key("rec", key), 10)) == 2
+    assert len(await rig.store.tail(history_key("rec", key, "ops"), 10)) == 4
+    assert await sessions.public_state(rig.store, key, "ops") == {"n": 2}

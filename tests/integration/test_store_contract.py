@@ -56,6 +56,29 @@ async def test_put_get_delete_with_ttl(store: Store) -> None:
     await store.delete()  # nothing to delete is fine
 
 
+async def test_put_soon_is_written_without_another_command_and_before_a_later_claim(store: Store) -> None:
+    await store.put_soon("soon:a", "done:1", 30)  # alone: written within a few ms, no other batch needed
+    assert await store.get("soon:a") == "done:1"
+    written = store.put_soon("soon:b", "done:2", 30)
+    claimed = await store.claim("soon:b", "pending:3", 30)  # queued after it: sees it
+    assert claimed == "done:2"
+    await written
+
+
+async def test_claim_on_a_list_fails_only_that_command(store: Store) -> None:
+    await store.push("soon:list", ["x"], keep=5)
+    results = await asyncio.gather(
+        store.claim("soon:c", "v", 30),
+        store.claim("soon:list", "v", 30),
+        store.claim("soon:d", "v", 30),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], StoreUnavailable)
+    assert "WRONGTYPE" in str(results[1])
+    assert results[2] is None
+
+
 async def test_put_without_ttl_clears_an_earlier_ttl(store: Store) -> None:
     await store.put("k", "a", ttl=0.2)
     await store.put("k", "b")
@@ -136,6 +159,37 @@ async def test_hashes(store: Store) -> None:
     assert await store.hall("mem") == {"y": "2"}
     await store.delete("mem")
     assert await store.hall("mem") == {}
+
+
+async def test_hmget_reads_several_fields_in_order(store: Store) -> None:
+    assert await store.hmget("conv", ["a", "b"]) == [None, None]
+    await store.hput("conv", "b", "2")
+    await store.hput("conv", "a", "1")
+    assert await store.hmget("conv", ["a", "missing", "b"]) == ["1", None, "2"]
+    assert await store.hmget("conv", []) == []
+
+
+async def test_hclaim_sets_a_field_once_and_keeps_the_hashs_expiry(store: Store) -> None:
+    assert await store.hclaim("conv", "handoff", "first") is None
+    assert await store.hclaim("conv", "handoff", "second") == "first"
+    assert await store.hget("conv", "handoff") == "first"
+    assert await store.hdel("conv", "handoff") is True
+    assert await store.hclaim("conv", "handoff", "again") is None
+    await store.hput("short", "x", "1", ttl=0.3)
+    assert await store.hclaim("short", "y", "2") is None
+    await eventually(lambda: store.hall("short"), until=lambda h: h == {}, what="the earlier expiry")
+
+
+async def test_expire_gives_an_existing_key_a_new_expiry(store: Store) -> None:
+    await store.hput("conv", "x", "1", ttl=0.2)
+    await store.hput("witness", "x", "1", ttl=0.2)
+    await store.expire("conv", 60)
+    await eventually(lambda: store.hall("witness"), until=lambda h: h == {}, what="the first expiry passing")
+    assert await store.hall("conv") == {"x": "1"}  # the new expiry holds
+    await store.expire("conv", 0.2)
+    await eventually(lambda: store.hall("conv"), until=lambda h: h == {}, what="the new expiry")
+    await store.expire("nothing-here", 60)
+    assert await store.get("nothing-here") is None
 
 
 async def test_hincr_adds_to_fields_at_once_and_expires_with_its_ttl(store: Store) -> None:

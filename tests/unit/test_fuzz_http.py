@@ -36,6 +36,7 @@ ROUTES = [
     "/v1/openapi.json",
     "/v1/conversations/web:default:v1/messages",
     "/v1/conversations/web:acme:x/events",
+    "/v1/conversations/web:acme:x/state",
     "/nowhere",
     "/slack/events/../../etc",
 ]

@@ -25,6 +25,7 @@ from pamqp.commands import Basic
 
 from gateway.core.bus.acks import AckBatcher
 from gateway.core.bus.base import Delivery, Handler, QueueInfo
+from gateway.core.bus.publishes import PublishBatcher
 from gateway.core.bus.reconnect import BackoffConnection
 from gateway.core.bus.topology import Topology
 from gateway.core.errors import PublishError
@@ -75,6 +76,12 @@ def _delivered(raw: DeliveredMessage, *, auto_acked: bool = False, acks: AckBatc
         # deliver it again on the new one, so work on this copy would be done twice.
         alive=lambda: not channel.is_closed,
     )
+
+
+def _underlay(channel: AbstractChannel) -> aiormq.abc.AbstractChannel | None:
+    """The aiormq channel under an aio-pika one right now (None while it is being restored)."""
+    underlay = getattr(channel, "_channel", None)
+    return None if underlay is None else underlay.channel
 
 
 class _AmqpSubscription:
@@ -169,6 +176,7 @@ class AmqpBus:
         self._subscriptions: set[_AmqpSubscription] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._acks = AckBatcher()
+        self._publishes = PublishBatcher()
         self._ready = False
 
     async def start(self) -> None:
@@ -214,6 +222,7 @@ class AmqpBus:
 
     async def close(self) -> None:
         self._acks.flush()
+        self._publishes.flush()
         if self._conn is not None:
             with contextlib.suppress(*_PUBLISH_ERRORS):
                 await self._conn.close()
@@ -247,24 +256,31 @@ class AmqpBus:
     ) -> None:
         publisher = self._publisher_for(routing_key)
         target = publisher[1].get(exchange) if publisher else None
-        if not self._ready or publisher is None or target is None or publisher[0].is_closed:
+        underlay = _underlay(publisher[0]) if publisher else None
+        if not self._ready or target is None or underlay is None or underlay.is_closed:
             raise PublishError("RabbitMQ is not connected", event_id=message_id)
-        message = aio_pika.Message(
-            body,
+        properties = Basic.Properties(
+            content_type="application/json",
+            delivery_mode=2,  # persistent
             headers=headers or {},
             message_id=message_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            content_type="application/json",
+            priority=0,  # as aio-pika's Message sets it
         )
         try:
+            confirmation = self._publishes.publish(underlay, target.name, routing_key, body, properties)
+        except _PUBLISH_ERRORS as exc:
+            raise PublishError(f"RabbitMQ is unavailable: {exc!r}", event_id=message_id) from exc
+        try:
             async with asyncio.timeout(timeout):  # no extra task per publish, unlike wait_for on 3.11
-                await target.publish(message, routing_key, mandatory=True)
+                await confirmation
         except TimeoutError as exc:
             raise PublishError(f"RabbitMQ did not confirm within {timeout} s", event_id=message_id) from exc
         except DeliveryError as exc:
             raise PublishError(f"RabbitMQ refused the message: {exc}", event_id=message_id) from exc
         except _PUBLISH_ERRORS as exc:
             raise PublishError(f"RabbitMQ is unavailable: {exc!r}", event_id=message_id) from exc
+        finally:
+            self._publishes.forget(underlay, properties.message_id)
 
     async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
         if self._conn is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Store(Protocol):
@@ -26,12 +26,20 @@ class Store(Protocol):
         ...
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None: ...
+    def put_soon(self, key: str, value: str, ttl: float) -> asyncio.Future[Any]:
+        """``put`` that rides with the next batch of commands instead of starting one (Redis: within a few
+        ms); the future settles when it is written. For writes nobody waits for (ingest's done mark)."""
+        ...
+
     async def get(self, key: str) -> str | None: ...
     def lookup(self, key: str) -> asyncio.Future[str | None]:
         """Start a ``get`` now and await its answer later (no Task; the command joins this tick's batch)."""
         ...
 
     async def delete(self, *keys: str) -> None: ...
+    async def expire(self, key: str, ttl: float) -> None:
+        """``key`` (of any kind) expires ``ttl`` seconds from now; nothing when it does not exist."""
+        ...
 
     # Lists (conversation history): append, keep the last ``keep``, read the last ``n``.
     async def push(
@@ -60,6 +68,15 @@ class Store(Protocol):
         ...
 
     async def hget(self, key: str, field: str) -> str | None: ...
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        """The values of ``fields`` (None for an absent one), in one command."""
+        ...
+
+    async def hclaim(self, key: str, field: str, value: str) -> str | None:
+        """Set ``field`` if absent. None when claimed; otherwise the value already there (the expiry of
+        the hash is left as it was)."""
+        ...
+
     async def hall(self, key: str) -> dict[str, str]: ...
     async def hdel(self, key: str, field: str) -> bool: ...
     async def hincr(self, key: str, increments: Mapping[str, int], ttl: float | None = None) -> dict[str, int]:

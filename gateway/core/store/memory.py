@@ -7,6 +7,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.core.errors import StoreUnavailable
+
+#: Redis's answer to a string command on a list or hash key; the twin gives the same (a test's way to fail one command).
+WRONGTYPE = "Redis error: WRONGTYPE Operation against a key holding the wrong kind of value"
+
 
 class MemoryStore:
     def __init__(self, namespace: str = "gw") -> None:
@@ -42,12 +47,20 @@ class MemoryStore:
         k = self._k(key)
         current = self._live(k)
         if current is not None:
-            return str(current)
+            if not isinstance(current, str):  # SET ... GET on a list or hash: Redis answers WRONGTYPE
+                raise StoreUnavailable(WRONGTYPE)
+            return current
         self._set(k, value, ttl)
         return None
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None:
         self._set(self._k(key), value, ttl)
+
+    def put_soon(self, key: str, value: str, ttl: float) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._set(self._k(key), value, ttl)
+        fut.set_result(None)
+        return fut
 
     async def get(self, key: str) -> str | None:
         return await self.lookup(key)
@@ -62,6 +75,11 @@ class MemoryStore:
         for key in keys:
             self._data.pop(self._k(key), None)
             self._expires.pop(self._k(key), None)
+
+    async def expire(self, key: str, ttl: float) -> None:
+        k = self._k(key)
+        if self._live(k) is not None:
+            self._expires[k] = time.monotonic() + ttl
 
     async def push(
         self,
@@ -102,6 +120,19 @@ class MemoryStore:
     async def hget(self, key: str, field: str) -> str | None:
         h: dict[str, str] = self._live(self._k(key)) or {}
         return h.get(field)
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        h: dict[str, str] = self._live(self._k(key)) or {}
+        return [h.get(f) for f in fields]
+
+    async def hclaim(self, key: str, field: str, value: str) -> str | None:
+        k = self._k(key)
+        h: dict[str, str] = self._live(k) or {}
+        if field in h:
+            return h[field]
+        h[field] = value
+        self._data[k] = h
+        return None
 
     async def hall(self, key: str) -> dict[str, str]:
         return dict(self._live(self._k(key)) or {})

@@ -128,6 +128,10 @@ _Entry: TypeAlias = tuple[tuple[Any, ...], "asyncio.Future[Any]", _Script | None
 _ScriptEntry: TypeAlias = tuple[tuple[Any, ...], "asyncio.Future[Any]", _Script]
 
 
+#: Longest a command queued with ``execute_soon`` waits for another command's batch to ride with.
+SOON = 0.002
+
+
 class _AutoPipeline:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
@@ -137,6 +141,8 @@ class _AutoPipeline:
         self._encoding: str = encoder.encoding
         self._encoding_errors: str = encoder.encoding_errors
         self._pending: list[_Entry] = []
+        self._scheduled = False  # a flush task will take the pending commands
+        self._timer: asyncio.TimerHandle | None = None  # flushes commands queued with execute_soon
         self._tasks: set[asyncio.Task[None]] = set()
         # Digests of the scripts Redis is believed to hold (forgotten after a connection error or NOSCRIPT).
         self._loaded: set[str] = set()
@@ -145,24 +151,48 @@ class _AutoPipeline:
         """Queue one command; the future gets Redis's raw reply."""
         return self._queue(args, None)
 
+    def execute_soon(self, *args: Any) -> asyncio.Future[Any]:
+        """Queue one command that rides with the next batch (at most :data:`SOON` s later when none comes)."""
+        return self._queue(args, None, soon=True)
+
     def evalsha(self, script: _Script, *args: Any) -> asyncio.Future[Any]:
         """Queue ``EVALSHA script numkeys key… arg…``; ``args`` start at ``numkeys``."""
         return self._queue(("EVALSHA", script.sha, *args), script)
 
-    def _queue(self, args: tuple[Any, ...], script: _Script | None) -> asyncio.Future[Any]:
+    def _queue(self, args: tuple[Any, ...], script: _Script | None, *, soon: bool = False) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            # The task's first step runs on the next loop iteration: it takes every command queued until then.
-            task = loop.create_task(self._flush_pending())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
         self._pending.append((args, fut, script))
+        if not self._scheduled:
+            if not soon:
+                self._start_flush()
+            elif self._timer is None:
+                self._timer = loop.call_later(SOON, self._on_timer)
         return fut
 
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._start_flush()
+
+    def _start_flush(self) -> None:
+        if self._scheduled or not self._pending:
+            return
+        self._scheduled = True
+        # The task's first step runs on the next loop iteration: it takes every command queued until then.
+        task = asyncio.get_running_loop().create_task(self._flush_pending())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _flush_pending(self) -> None:
+        self._scheduled = False
         batch, self._pending = self._pending, []
         await self._flush(batch)
+
+    async def drain(self) -> None:
+        """Send what is queued (commands waiting for a batch to ride with) and wait for every batch."""
+        self._start_flush()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _pack(self, args: tuple[Any, ...]) -> bytes:
         """One command in RESP, encoded as redis-py's ``Encoder`` does (str, int, float, bytes; not bool)."""
@@ -319,6 +349,7 @@ class RedisStore:
             return False
 
     async def close(self) -> None:
+        await self._pipe.drain()
         await self._client.aclose()
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
@@ -332,6 +363,9 @@ class RedisStore:
         else:
             await self._run("SET", self._k(key), value, "PX", int(ttl * 1000))
 
+    def put_soon(self, key: str, value: str, ttl: float) -> asyncio.Future[Any]:
+        return self._pipe.execute_soon("SET", self._k(key), value, "PX", int(ttl * 1000))
+
     async def get(self, key: str) -> str | None:
         return await self.lookup(key)
 
@@ -341,6 +375,9 @@ class RedisStore:
     async def delete(self, *keys: str) -> None:
         if keys:
             await self._run("DEL", *(self._k(k) for k in keys))
+
+    async def expire(self, key: str, ttl: float) -> None:
+        await self._run("PEXPIRE", self._k(key), max(1, int(ttl * 1000)))
 
     async def push(
         self,
@@ -379,6 +416,18 @@ class RedisStore:
     async def hget(self, key: str, field: str) -> str | None:
         value = await self._run("HGET", self._k(key), field)
         return None if value is None else str(value)
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        if not fields:
+            return []
+        values = await self._run("HMGET", self._k(key), *fields)
+        return [None if v is None else str(v) for v in values]
+
+    async def hclaim(self, key: str, field: str, value: str) -> str | None:
+        k = self._k(key)
+        # Same batch, in order on one connection: the HGET sees this HSETNX's value or the one it lost to.
+        claimed, current = await asyncio.gather(self._run("HSETNX", k, field, value), self._run("HGET", k, field))
+        return None if claimed else (None if current is None else str(current))
 
     async def hall(self, key: str) -> dict[str, str]:
         raw = await self._run("HGETALL", self._k(key))
