@@ -20,7 +20,7 @@ import dataclasses
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,9 @@ class Dispatcher:
         self._recent: OrderedDict[str, None] = OrderedDict()
         #: The turns running in this process, for the ``interrupt`` policy and stop requests.
         self.interrupts = Interrupts()
+        #: Hands a stream snapshot to this process's own sender (True), when it owns the conversation's
+        #: partition; else (or unset) it is published like a typing indicator (consumers/worker.py sets it).
+        self.preview: Callable[[OutboundMessage], bool] | None = None
 
     def prepare(self, d: Delivery) -> None:
         """On arrival, while the conversation's earlier turns still run: decode the event and start its
@@ -461,6 +464,8 @@ class Dispatcher:
                 return
 
     async def _send_now(self, message: OutboundMessage) -> None:
+        if message.action == "stream" and self.preview is not None and self.preview(message):
+            return
         try:
             await self._publisher.outbound(message)
         except Exception as exc:  # typing indicators are best effort

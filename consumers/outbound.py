@@ -40,6 +40,11 @@ def sent_marker(message_id: str) -> str:
     return f"sent:{message_id}"
 
 
+def chat_lane(message: OutboundMessage) -> str:
+    to = message.to
+    return f"{to.platform}:{to.bot}:{to.channel}"
+
+
 def may_be_sent(d: Delivery) -> bool:
     """Only a message that may have been posted already is looked up: a redelivery, a replay, or one
     published by a turn that ran more than once (a retry, a redelivered or replayed event)."""
@@ -76,13 +81,15 @@ class OutboundWorker:
         except (ValidationError, ValueError):
             return "undecodable"  # dead-lettered with the parser's reason when its turn comes
         delivery.prepared = message
-        to = message.to
-        return f"{to.platform}:{to.bot}:{to.channel}"
+        return chat_lane(message)
 
     def arrive(self, delivery: Delivery) -> str:
         """On arrival, in queue order: the delivery's lane (:meth:`lane_key`); a stream snapshot is noted as the
         newest of its stream (consumers/streams.py)."""
-        key = self.lane_key(delivery)
+        if isinstance(delivery.prepared, OutboundMessage):  # a preview from this process: parsed already
+            key = chat_lane(delivery.prepared)
+        else:
+            key = self.lane_key(delivery)  # parses it and keeps it on the delivery
         if isinstance(delivery.prepared, OutboundMessage):
             self._streams.arrived(delivery.prepared)
         return key

@@ -16,8 +16,13 @@ from consumers.dispatch import Dispatcher
 from consumers.lanes import Lanes
 from consumers.outbound import OutboundWorker
 from gateway.core.bus.base import Bus, Delivery, Subscription
+from gateway.core.events import OutboundMessage
 
 log = structlog.get_logger(__name__)
+
+
+async def _no_settle(how: str) -> None:
+    return None
 
 
 class PartitionWorker:
@@ -59,6 +64,13 @@ class PartitionWorker:
 
     async def _on_outbound(self, delivery: Delivery) -> None:
         self.sends.submit(self._sender.arrive(delivery), delivery)
+
+    def preview(self, message: OutboundMessage) -> None:
+        """A stream snapshot of a turn running here, into its chat's lane without the broker: a preview needs
+        no durability (the stream's state is in the store, its final goes through the broker), and this
+        process is the one that sends for the chat anyway (it owns the partition)."""
+        d = Delivery(b"", {}, "", "local", message.id, 0, _no_settle, prepared=message)
+        self.sends.submit(self._sender.arrive(d), d)
 
     async def stop(self, *, grace: float) -> None:
         """Hand the partition back: finish in-flight work within ``grace``, return the rest."""

@@ -123,6 +123,9 @@ class Streams:
         io = _IO(self._store, key, state, self._limiter, show)
         await streamer(show, state, io)
         state.done = show.final
+        if state.done:  # what it showed is no longer needed, only that it is done and where: keep the key small
+            for part in state.parts:
+                part.text = ""
         await io.save()
         self._forget(message.id, final=message.final)
         return {"mode": state.mode, "parts": [p.ref for p in state.parts]}

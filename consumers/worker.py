@@ -30,6 +30,7 @@ from consumers.ratelimit import RateLimiter
 from consumers.usage import UsageLedger
 from gateway.core.bus.base import Bus
 from gateway.core.config import GatewayFile, HandoffConfig
+from gateway.core.events import OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
 from gateway.core.settings import Settings
@@ -106,6 +107,7 @@ class ConsumerWorker:
             attempts=settings.send_attempts,
         )
         self.partitions: dict[int, PartitionWorker] = {}
+        self.dispatcher.preview = self._preview
         self.leases = LeaseManager(
             store,
             self.id,
@@ -123,6 +125,13 @@ class ConsumerWorker:
         metrics.in_flight.labels("outbound").set_function(
             lambda: sum(w.sends.pending() for w in self.partitions.values())
         )
+
+    def _preview(self, message: OutboundMessage) -> bool:
+        worker = self.partitions.get(self._bus.topology.partition_of(message.conversation_key))
+        if worker is None:
+            return False
+        worker.preview(message)
+        return True
 
     async def _start_partition(self, p: int) -> None:
         worker = PartitionWorker(

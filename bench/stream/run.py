@@ -38,6 +38,19 @@ from tests.support.processes import GatewayProcess
 from tests.support.signing import slack_headers, slack_message
 
 SECRET = "bench-stream-signing-secret-00032"
+#: Log events counted in each round's result: what went wrong, if anything.
+NOTABLE = frozenset(
+    {
+        "partition_lease_lost",
+        "turn_failed",
+        "turn_abandoned",
+        "stream_snapshot_failed",
+        "stream_snapshot_not_sent",
+        "outbound_retry",
+        "dead_lettered",
+        "publish_failed",
+    }
+)
 TOKEN = "xoxb-bench-stream"
 
 
@@ -66,16 +79,18 @@ async def timeline(session: aiohttp.ClientSession, root: str) -> list[dict[str, 
     return list(data["timeline"])
 
 
-async def warm_up(session: aiohttp.ClientSession, url: str, slack_root: str, answer: str, label: str) -> None:
-    """One conversation first, so the measured ones do not pay the process's first connections."""
-    channel = f"CW{label}"
-    body = slack_message("warm up", channel=channel, ts="1700399999.000100")
-    async with session.post(f"{url}/slack/events", data=body, headers=slack_headers(SECRET, body)) as resp:
-        resp.raise_for_status()
-    deadline = time.monotonic() + 30
-    while not any(s["chat"] == channel and s["final"] for s in await timeline(session, slack_root)):
+async def warm_up(session: aiohttp.ClientSession, url: str, slack_root: str, label: str, n: int = 32) -> None:
+    """``n`` conversations first (over most partitions), so the measured ones find every partition owned and
+    every connection pool warm."""
+    channels = {f"CW{label}{i:02d}" for i in range(n)}
+    for i, channel in enumerate(sorted(channels)):
+        body = slack_message("warm up", channel=channel, ts=f"1700399{i:03d}.000100")
+        async with session.post(f"{url}/slack/events", data=body, headers=slack_headers(SECRET, body)) as resp:
+            resp.raise_for_status()
+    deadline = time.monotonic() + 60
+    while not channels <= {s["chat"] for s in await timeline(session, slack_root) if s["final"]}:
         if time.monotonic() > deadline:
-            raise RuntimeError("the warm-up conversation got no answer")
+            raise RuntimeError("the warm-up conversations got no answer")
         await asyncio.sleep(0.1)
 
 
@@ -84,14 +99,21 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
     answer = " ".join(f"tok{i}" for i in range(args.tokens))
     await model.post_control("/_config", {"stream_delay": args.gap, "pace_whole": True, "answer": answer})
     await slack.reset()
-    gw = await GatewayProcess("dev", env_for(slack.base_url, model.root_url, namespace, stream)).start(timeout=30)
+    env = env_for(slack.base_url, model.root_url, namespace, stream)
+    if args.split:  # ingress and consumer in processes of their own
+        gw = await GatewayProcess("serve", env).start(timeout=30)
+        consumer = await GatewayProcess("consume", env, name="consume").start(timeout=30)
+    else:
+        gw = await GatewayProcess("dev", env).start(timeout=30)
+        consumer = gw
     sent: dict[str, float] = {}
     retried = [0]
     assert gw.proc is not None
-    pids = {"gateway": gw.proc.pid, "fake_openai": model.pid, "fake_slack": slack.pid}
+    assert consumer.proc is not None
+    pids = {"gateway": gw.proc.pid, "consumer": consumer.proc.pid, "fake_openai": model.pid, "fake_slack": slack.pid}
     try:
         async with aiohttp.ClientSession() as session:
-            await warm_up(session, gw.url, slack.root_url, answer, label)
+            await warm_up(session, gw.url, slack.root_url, label)
             cpu_before = {k: proc_cpu(pid) for k, pid in pids.items()}
             wall = time.monotonic()
 
@@ -113,14 +135,27 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
             while True:
                 steps = await timeline(session, slack.root_url)
                 finals = {s["chat"] for s in steps if s["final"] and s["text"] == answer}
-                if len(finals & set(sent)) == len(sent) or time.monotonic() > deadline:
+                if finals >= set(sent) or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
             calls = await slack.calls()
             cpu = {k: round((proc_cpu(pid) - cpu_before[k]) / (time.monotonic() - wall), 2) for k, pid in pids.items()}
     finally:
+        if consumer is not gw:
+            await consumer.terminate()
         await gw.terminate()
         await cleanup_namespace(namespace)
+    logged: dict[str, int] = {}
+    first_error = ""
+    for line in (gw.logs() + "\n" + (consumer.logs() if consumer is not gw else "")).splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        name = record.get("event")
+        if name in NOTABLE:
+            logged[name] = logged.get(name, 0) + 1
+            first_error = first_error or str(record.get("error", ""))[:200]
     first: dict[str, float] = {}
     final: dict[str, float] = {}
     for s in steps:
@@ -129,18 +164,28 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
             first.setdefault(chat, s["at"] - sent[chat])
             if s["final"] and s["text"] == answer:
                 final.setdefault(chat, s["at"] - sent[chat])
+    made: dict[str, int] = {}
+    for c in calls:
+        if c.method in ("chat.startStream", "chat.postMessage") and c.status == 200:
+            channel = str(c.args.get("channel"))
+            made[channel] = made.get(channel, 0) + 1
     methods: dict[str, int] = {}
     for c in calls:
         if c.method.startswith("chat."):
             methods[c.method] = methods.get(c.method, 0) + 1
     return {
         "mode": "stream" if stream else "plain",
+        "processes": "serve+consume" if args.split else "dev",
         "conversations": len(sent),
         "answered": len(final),
         "first_visible_ms": stats_ms(list(first.values())),
         "final_ms": stats_ms(list(final.values())),
         "post_retries": retried[0],
         "cpu_cores": cpu,
+        "messages_per_answer_max": max((made.get(c, 0) for c in sent), default=0),
+        "answers_with_more_than_one_message": sum(1 for c in sent if made.get(c, 0) > 1),
+        "logged": logged,
+        "first_error": first_error,
         "slack_calls_per_answer": round(sum(methods.values()) / max(1, len(final)), 1),
         "methods": methods,
     }
@@ -153,6 +198,7 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between two streamed tokens")
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--split", action="store_true", help="gateway serve + gateway consume instead of dev")
     args = parser.parse_args()
     print(json.dumps({"machine": machine_info(), "args": vars(args)}), flush=True)
     async with (

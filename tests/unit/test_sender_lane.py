@@ -33,3 +33,29 @@ def test_an_undecodable_message_gets_its_own_lane_and_nothing_kept() -> None:
     d = delivery(b'{"to": 1}')
     assert OutboundWorker.lane_key(d) == "undecodable"
     assert d.prepared is None
+
+
+def test_a_preview_from_this_process_goes_to_its_chats_lane() -> None:
+    """A stream snapshot handed over in-process (no body: it never crossed the broker) shares its chat's lane
+    with the final that comes through the broker, so the two are never sent at the same time."""
+    from consumers.deadletter import DeadLetters
+    from consumers.ratelimit import RateLimiter
+    from gateway.core.bus.memory import MemoryBus
+    from gateway.core.bus.topology import Topology
+    from gateway.core.metrics import Metrics
+    from gateway.core.publish import Publisher
+    from gateway.core.store.memory import MemoryStore
+
+    store, metrics = MemoryStore("unit"), Metrics()
+    worker = OutboundWorker(
+        {},
+        store=store,
+        limiter=RateLimiter(store, {}),
+        dead=DeadLetters(Publisher(MemoryBus(Topology("unit")), metrics), metrics),
+        metrics=metrics,
+    )
+    to = ReplyAddress(platform="slack", bot="T1", channel="C1")
+    snapshot = OutboundMessage(id="s", event_id="e", conversation_key="k", action="stream", to=to, text="a", seq=1)
+    final = snapshot.model_copy(update={"text": "ab", "seq": 2, "final": True})
+    preview = Delivery(b"", {}, "", "local", "s", 0, _settle, prepared=snapshot)
+    assert worker.arrive(preview) == worker.arrive(delivery(final.model_dump_json().encode())) == "slack:T1:C1"
