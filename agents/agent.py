@@ -32,7 +32,7 @@ from agents.context import TurnContext
 from agents.models import ChatModel, ModelError, ModelTurn, OpenAIChat, tool_result
 from agents.streaming import ReplyStream
 from agents.tools import Tool, make_tool
-from gateway.core.events import Event
+from gateway.core.events import Event, EventKind
 
 if TYPE_CHECKING:
     from agents.flows import Flow
@@ -159,6 +159,8 @@ class Agent:
         return messages
 
     async def on_event(self, ctx: TurnContext, event: Event) -> None:
+        if event.kind == EventKind.SESSION:  # no text to answer; a subclass may greet or suggest prompts
+            return
         if self.flow is not None:
             await self.flow.run(ctx, self)
             return

@@ -10,6 +10,7 @@ replayed turn produces the same ids and the sender posts nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ from gateway.core.events import Event, OutboundMessage
 from gateway.core.sessions import DEFAULT, check_name, dump_state, parse_state, scoped
 from gateway.core.store.base import Store
 
+#: ``await finalize(marker) -> closed``: see :meth:`TurnContext.on_interrupt`.
+Finalizer = Callable[[str], Awaitable[bool]]
+
 
 @dataclass(frozen=True, slots=True)
 class Turn:
@@ -40,6 +44,9 @@ class Turn:
     usage: dict[str, int] | None = None
     #: Unix time the turn was recorded.
     at: float | None = None
+    #: Why the turn was stopped before it finished ("new message", "stop word", "stop button"); None when
+    #: it ran to its end. Its replies are what it had produced, the last one ending with the stop marker.
+    interrupted: str | None = None
     #: Kept while the conversation was handed to a person (gateway/core/handoff.py): no agent saw it then.
     handoff: bool = False
 
@@ -51,6 +58,8 @@ class Turn:
             d["usage"] = self.usage
         if self.at is not None:
             d["at"] = self.at
+        if self.interrupted is not None:
+            d["interrupted"] = self.interrupted
         if self.handoff:
             d["handoff"] = True
         return orjson.dumps(d).decode()
@@ -61,6 +70,7 @@ class Turn:
         calls = d.get("tool_calls")
         usage = d.get("usage")
         at = d.get("at")
+        interrupted = d.get("interrupted")
         return cls(
             role=d["role"],
             text=d["text"],
@@ -69,6 +79,7 @@ class Turn:
             tool_calls=tuple(c for c in calls if isinstance(c, dict)) if isinstance(calls, list) else (),
             usage=dict(usage) if isinstance(usage, dict) else None,
             at=float(at) if isinstance(at, int | float) else None,
+            interrupted=str(interrupted) if interrupted is not None else None,
             handoff=d.get("handoff") is True,
         )
 
@@ -158,6 +169,13 @@ class TurnContext(SessionContext):
         self.route: str | None = None
         #: The route's own model key variable (bring your own key), for agents/providers.py.
         self.api_key_env: str | None = None
+        #: Set by the consumer when the turn was stopped (consumers/interrupts.py): why.
+        self.interrupted: str | None = None
+        self._finalizers: list[Finalizer] = []
+        #: A typing indicator or status went out during the turn, so the consumer clears it when it ends.
+        self.status_shown = False
+        #: Set once the user sees text of this turn's answer (a stream's first snapshot): typing stops then.
+        self.text_visible = asyncio.Event()
         #: The route streams answers (``stream = true`` / ``GATEWAY_STREAM``): ``stream()`` shows text live.
         self.streaming = any(e.stream for e in events)
         #: Every stream this turn opened, in order.
@@ -168,6 +186,40 @@ class TurnContext(SessionContext):
         self.human = False
         #: Set by :meth:`switch_session`: the session the conversation's next turns run in.
         self.switch_to: str | None = None
+
+    def on_interrupt(self, finalize: Finalizer) -> None:
+        """Register what ends a reply that is already visible (a stream, a message being edited) when the
+        turn is stopped: ``await finalize(marker)`` closes it with the stop marker appended and returns
+        True, or returns False when it had nothing to close. Called in order, after the agent was
+        cancelled and before the turn's collected replies are published."""
+        self._finalizers.append(finalize)
+
+    async def finalize_interrupted(self, marker: str) -> None:
+        """End the stopped turn's partial reply with ``marker``: through the registered finalizers when one
+        closed a visible reply, else on the last collected reply, else as a reply of its own."""
+        closed = False
+        for stream in self.streams:  # a streamed reply shows already: it ends with the marker
+            if stream.finished:
+                continue
+            if stream.text.strip() and marker:
+                await stream.finish(f"{stream.text.rstrip()} {marker}")
+                closed = True
+            else:
+                await stream.finish()
+        for finalize in self._finalizers:
+            try:
+                closed = await finalize(marker) or closed
+            except Exception as exc:  # the turn is over either way; say so in the log, not in the chat
+                self.log.warning("interrupt_finalizer_failed", error=str(exc))
+        if closed or not marker:
+            return
+        for i in range(len(self.outbox) - 1, -1, -1):
+            message = self.outbox[i]
+            if message.action in ("reply", "stream"):
+                text = f"{message.text.rstrip()} {marker}"
+                self.outbox[i] = message.model_copy(update={"text": text})
+                return
+        self.outbox.append(self._message("reply", text=marker, extra={}))
 
     @functools.cached_property
     def log(self) -> Any:
@@ -208,10 +260,15 @@ class TurnContext(SessionContext):
 
         On a streaming route the text shows as it is written (agents/streaming.py); elsewhere it is one
         ordinary reply when the stream finishes. Its id comes from the same sequence as ``reply``'s."""
-        publish = self._send_now if self.streaming else None
+        publish = self._snapshot if self.streaming else None
         stream = ReplyStream(self._message("stream"), publish=publish, on_finish=self.outbox.append)
         self.streams.append(stream)
         return stream
+
+    async def _snapshot(self, message: OutboundMessage) -> None:
+        """A stream's snapshot goes out now; from the first one the user sees text, so typing stops."""
+        await self._send_now(message)
+        self.mark_text_visible()
 
     async def finish_streams(self) -> None:
         """Finish every open stream with the text it has (a turn cut short keeps its partial answer)."""
@@ -224,9 +281,46 @@ class TurnContext(SessionContext):
         self.outbox.append(message)
         return message.id
 
+    def mark_text_visible(self) -> None:
+        """Text of the answer is on the screen (a streamed reply's first snapshot): the typing indicator the
+        consumer repeats while the turn runs stops here rather than at the end of the turn."""
+        self.text_visible.set()
+
     async def typing(self) -> None:
         """Show that the agent is working (Telegram chat action). Sent at once, best effort."""
+        self.status_shown = True
         await self._send_now(self._message("typing"))
+
+    async def set_status(self, text: str = "is thinking…", *, loading_messages: list[str] | None = None) -> str:
+        """Say what the agent is doing, at once, until its reply: Slack assistant threads show ``text``
+        (and rotate ``loading_messages``, at most 10); Slack agent sessions go to ``processing`` (or
+        ``text`` when it is a session status: active, processing, suspended, closed); Telegram shows
+        "typing…". Best effort; the status is cleared when the turn ends."""
+        extra: dict[str, Any] = {"loading_messages": list(loading_messages[:10])} if loading_messages else {}
+        self.status_shown = True
+        message = self._message("status", text=text, extra=extra)
+        await self._send_now(message)
+        return message.id
+
+    async def suggest_prompts(self, prompts: list[tuple[str, str]], *, title: str | None = None) -> str:
+        """Offer up to 4 prompts as ``(title, message)`` pairs the user can click (Slack assistant threads,
+        ``assistant.threads.setSuggestedPrompts``); ignored where the platform has no such surface."""
+        if not prompts:
+            raise ValueError("suggest_prompts needs at least one (title, message) pair")
+        items = [{"title": t, "message": m} for t, m in prompts[:4]]
+        extra: dict[str, Any] = {"prompts": items} | ({"title": title} if title else {})
+        message = self._message("prompts", extra=extra)
+        await self._send_now(message)
+        return message.id
+
+    async def set_title(self, title: str) -> str:
+        """Name the conversation (Slack ``assistant.threads.setTitle``, or ``agents.sessions.rename`` for
+        agent sessions); ignored where the platform has no such surface."""
+        if not title.strip():
+            raise ValueError("the title is empty")
+        message = self._message("title", text=title[:200])
+        await self._send_now(message)
+        return message.id
 
     def switch_session(self, name: str) -> None:
         """Run this conversation's next turns in session ``name`` (its own history, memory and state); this

@@ -17,6 +17,10 @@ import aiohttp
 from gateway.core.errors import SendError
 from gateway.core.events import OutboundMessage
 
+#: The best-effort actions (``gateway.core.events.AMBIENT_ACTIONS``) a sender shows when it does not say:
+#: a sender may list its own in an ``ambient`` attribute; the others are dropped before it is called.
+DEFAULT_AMBIENT = frozenset({"typing"})
+
 #: aiohttp failures a sender turns into SendError with :func:`transport_error`.
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from agents.context import SessionContext, State, Turn, TurnContext, history_key
 from consumers.deadletter import DeadLetters
+from consumers.interrupts import Interrupts
 from consumers.pool import AgentPool
 from consumers.usage import UsageLedger
 from gateway.core import handoff, sessions, tracebacks, tracing
@@ -39,6 +40,7 @@ from gateway.core.errors import PublishError, StoreUnavailable
 from gateway.core.events import SCHEMA_VERSION, Event, OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
+from gateway.core.signals import stop_reason
 from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -65,6 +67,8 @@ class DispatchConfig:
     #: ``typing_every`` seconds (Telegram's chat action lasts 5 s; the web chat shows "typing…"); 0: off.
     typing_every: float = 4.0
     typing_after: float = 1.0
+    #: Appended to the partial reply of a stopped turn (``GATEWAY_INTERRUPT_MARKER``).
+    interrupt_marker: str = "…(stopped)"
     #: Where a handoff is announced (``[handoff]`` in gateway.toml).
     handoff: HandoffConfig = dataclasses.field(default_factory=HandoffConfig)
 
@@ -109,6 +113,8 @@ class Dispatcher:
         self._cfg = config
         self._children: dict[str, tuple[Any, Any]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
+        #: The turns running in this process, for the ``interrupt`` policy and stop requests.
+        self.interrupts = Interrupts()
         #: Hands a stream snapshot to this process's own sender (True), when it owns the conversation's
         #: partition; else (or unset) it is published like a typing indicator (consumers/worker.py sets it).
         self.preview: Callable[[OutboundMessage], bool] | None = None
@@ -134,6 +140,15 @@ class Dispatcher:
                 prepared.done = done = self._store.lookup(marker)
                 done.add_done_callback(_observe)
         d.prepared = prepared
+        self._arrived(str(d.headers.get("conversation_key") or event.conversation_key), event)
+
+    def _arrived(self, key: str, event: Event) -> None:
+        """A stop request, or a new message of an ``interrupt`` route, stops the turn running for its key
+        (consumers/interrupts.py). Checked on arrival, not when the lane reaches the event."""
+        if event.control == "stop":
+            self.interrupts.stop(event.id, key, event.received_at, stop_reason(event))
+        elif event.busy == "interrupt" and event.triggers_turn:
+            self.interrupts.interrupt(key, event.received_at, "new message", ref=event.message_ref)
 
     async def run(self, key: str, deliveries: list[Delivery]) -> None:
         """Handle the deliveries of one lane run (one, or several under ``collect``)."""
@@ -267,10 +282,14 @@ class Dispatcher:
                         await d.ack()
                     return
                 ok, seconds = self._agent_metrics(agent)
-                ok.inc()
+                if ctx.interrupted is None:
+                    ok.inc()
+                else:
+                    self._metrics.turns.labels(agent, "interrupted").inc()
                 seconds.observe(time.perf_counter() - start)
-                log.info("turn_done", replies=len(outbox), attempt=attempt)
-                tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": len(outbox)})
+                replies = sum(1 for m in outbox if m.action in ("reply", "stream"))
+                log.info("turn_done", replies=replies, attempt=attempt, interrupted=ctx.interrupted)
+                tracing.set_attributes(current, **{"gateway.attempts": attempt, "gateway.replies": replies})
                 for d in deliveries:
                     await d.ack()
                 return
@@ -386,31 +405,51 @@ class Dispatcher:
         state = State.parse(raw_state)
         inst = await self._pool.acquire(agent, key, session=session, state=state)
         inst.session.state, inst.session.session_name = state, session
-        typing = asyncio.create_task(self._keep_typing(events[-1])) if self._cfg.typing_every > 0 else None
+        ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
+        typing = asyncio.create_task(self._keep_typing(ctx)) if self._cfg.typing_every > 0 else None
         try:
-            ctx = TurnContext(inst.session, events, history_window=self._cfg.history_window, send_now=self._send_now)
             # The ledger gives the turn its route and key, and ends it with the budget's message when spent.
             try:
-                if self._usage is None or await self._usage.admit(agent, ctx):
-                    await inst.agent.on_event(ctx, ctx.event)
+                with self.interrupts.running(key, events) as running:
+                    if self._usage is None or await self._usage.admit(agent, ctx):
+                        await inst.agent.on_event(ctx, ctx.event)
+                if running.reason is not None:  # stopped: what it had, its stream too, ends with the marker
+                    ctx.interrupted = running.reason
+                    await ctx.finalize_interrupted(self._cfg.interrupt_marker)
                 await ctx.finish_streams()  # a stream the agent left open ends with the turn
             except BaseException:
                 for stream in ctx.streams:  # unfinished: the retry continues the same platform message
                     await asyncio.shield(stream.abandon())
                 raise
+            if ctx.status_shown:  # after the replies: the indicator goes (Slack agent sessions: "active")
+                ctx.outbox.append(self._done(ctx.event))
             return ctx, raw_state
         finally:
             if typing is not None:
                 typing.cancel()
             self._pool.release(inst)
 
-    async def _keep_typing(self, event: Event) -> None:
-        """Show the user the agent is working, until the turn ends (its replies go out after it).
+    @staticmethod
+    def _done(event: Event) -> OutboundMessage:
+        return OutboundMessage(
+            id=f"{event.id}:done",
+            event_id=event.id,
+            conversation_key=event.conversation_key,
+            action="done",
+            to=event.reply_to,
+        )
+
+    async def _keep_typing(self, ctx: TurnContext) -> None:
+        """Show the user the agent is working, until the turn ends (its replies go out after it) or text of
+        the answer shows (``ctx.mark_text_visible()``: a stream's first snapshot).
 
         The ids are the event's own ``:typing:N`` series, apart from the turn's reply ids, so how long a turn
         took never shifts the id of a reply (a retried turn's replies keep theirs, and are never doubled).
         """
-        await asyncio.sleep(self._cfg.typing_after)
+        event = ctx.event
+        if await _until(ctx.text_visible, self._cfg.typing_after):
+            return
+        ctx.status_shown = True
         for n in itertools.count():
             await self._send_now(
                 OutboundMessage(
@@ -421,7 +460,8 @@ class Dispatcher:
                     to=event.reply_to,
                 )
             )
-            await asyncio.sleep(self._cfg.typing_every)
+            if await _until(ctx.text_visible, self._cfg.typing_every):
+                return
 
     async def _send_now(self, message: OutboundMessage) -> None:
         if message.action == "stream" and self.preview is not None and self.preview(message):
@@ -472,6 +512,13 @@ class Dispatcher:
             await self._usage.record(agent, ctx)
 
 
+async def _until(flag: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less when ``flag`` is set; whether it is."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(flag.wait(), seconds)
+    return flag.is_set()
+
+
 def session_changes(ctx: TurnContext, raw_state: str | None) -> dict[str, str]:
     """The fields of the conversation's hash this turn changes: its session's state when it differs from what
     the turn began with, and the session switched to (``ctx.switch_session``)."""
@@ -495,5 +542,5 @@ def with_what_was_done(records: list[Turn], inbound: int, ctx: TurnContext) -> l
             t = dataclasses.replace(
                 t, tool_calls=tuple(ctx.tool_calls), usage=ctx.usage.to_dict() if ctx.usage else None
             )
-        out.append(dataclasses.replace(t, at=at))
+        out.append(dataclasses.replace(t, at=at, interrupted=ctx.interrupted))
     return out

@@ -19,14 +19,14 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from connectors.outbound import PlatformSender
+from connectors.outbound import DEFAULT_AMBIENT, PlatformSender
 from consumers.deadletter import DeadLetters
 from consumers.ratelimit import RateLimiter
 from consumers.streams import Streams, superseded
 from gateway.core import tracing
 from gateway.core.bus.base import Delivery
 from gateway.core.errors import RateLimited, SendError
-from gateway.core.events import OutboundMessage
+from gateway.core.events import AMBIENT_ACTIONS, OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.store.base import Store
 
@@ -128,8 +128,9 @@ class OutboundWorker:
                 attempts=0,
             )
             return
-        if message.action == "typing":
-            await self._typing(platform, message)
+        if message.action in AMBIENT_ACTIONS:
+            if message.action in getattr(platform, "ambient", DEFAULT_AMBIENT):
+                await self._typing(platform, message)
             await d.ack()
             return
         if message.action == "stream" and self._streams.stale(message):

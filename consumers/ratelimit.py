@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from connectors.platform import RatePolicy
 from gateway.core.errors import ConfigError
-from gateway.core.events import OutboundMessage
+from gateway.core.events import AMBIENT_ACTIONS, OutboundMessage
 from gateway.core.store.base import Store
 
 
@@ -69,7 +69,7 @@ class RateLimiter:
 
     async def wait(self, message: OutboundMessage) -> float:
         """Sleep until ``message`` may go out; return how long that was."""
-        if message.action == "typing":
+        if message.action in AMBIENT_ACTIONS:
             return 0.0
         policy = self._policy(message)
         delay = max(self._local_wait(policy, message), await self._global_wait(policy, message))

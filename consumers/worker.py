@@ -34,6 +34,7 @@ from gateway.core.events import OutboundMessage
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
 from gateway.core.settings import Settings
+from gateway.core.signals import Signals, StopSignal
 from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -56,8 +57,10 @@ class ConsumerWorker:
         senders: dict[str, PlatformSender],
         rate_policies: Mapping[str, RatePolicy],
         file: GatewayFile | None = None,
+        signals: Signals | None = None,
     ) -> None:
         self.settings = settings
+        self._signals = signals
         self.id = settings.consumer_id or default_consumer_id()
         self._bus = bus
         self._metrics = metrics
@@ -84,6 +87,7 @@ class ConsumerWorker:
                 history_window=settings.history_window,
                 history_ttl=settings.history_ttl or None,
                 typing_every=settings.typing_every,
+                interrupt_marker=settings.interrupt_marker,
                 handoff=file.handoff if file is not None else HandoffConfig(),
             ),
             usage=UsageLedger(
@@ -158,7 +162,15 @@ class ConsumerWorker:
             asyncio.create_task(self.leases.run(self._stop)),
             asyncio.create_task(self.pool.run_sweeper(self._stop)),
         ]
+        if self._signals is not None:
+            self._tasks.append(asyncio.create_task(self._signals.listen(self._on_stop, self._stop)))
         return self
+
+    def _on_stop(self, signal: StopSignal) -> None:
+        """A stop request from ingress: stop the turn if it runs here (consumers/interrupts.py)."""
+        acted = self.dispatcher.interrupts.stop(signal.id, signal.key, signal.received_at, signal.reason)
+        if acted:
+            log.info("stop_signal_acted", conversation_key=signal.key, stop_event_id=signal.id, reason=signal.reason)
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

@@ -30,6 +30,7 @@ from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
 from gateway.core.routing import Router
 from gateway.core.settings import Settings
+from gateway.core.signals import MemorySignals, RedisSignals, Signals
 from gateway.core.store.base import Store
 from gateway.core.store.memory import MemoryStore
 from gateway.core.store.redis import RedisStore
@@ -47,6 +48,8 @@ class Runtime:
     publisher: Publisher
     router: Router
     embedded: bool
+    #: Stop requests from ingress to every consumer (gateway/core/signals.py).
+    signals: Signals
 
     def parts(self, *, ingestor: Ingestor | None = None, dev: bool = False) -> Parts:
         """What platforms build their connectors, senders and routes from."""
@@ -58,7 +61,14 @@ class Runtime:
         return build_registry(self.settings, self.file, parts or self.parts())
 
     def ingestor(self) -> Ingestor:
-        return Ingestor(self.publisher, self.store, self.router, self.metrics, dedupe_ttl=self.settings.dedupe_ttl)
+        return Ingestor(
+            self.publisher,
+            self.store,
+            self.router,
+            self.metrics,
+            dedupe_ttl=self.settings.dedupe_ttl,
+            signals=self.signals,
+        )
 
 
 def settle_heap() -> None:
@@ -80,6 +90,12 @@ def make_store(settings: Settings) -> Store:
     if settings.redis_url is None:
         return MemoryStore(settings.namespace)
     return RedisStore(settings.redis_url.get_secret_value(), settings.namespace)
+
+
+def make_signals(settings: Settings) -> Signals:
+    if settings.redis_url is None:
+        return MemorySignals()
+    return RedisSignals(settings.redis_url.get_secret_value(), settings.namespace)
 
 
 def require_services(settings: Settings, command: str) -> None:
@@ -143,6 +159,7 @@ async def open_runtime(
         publisher=Publisher(bus, metrics, timeout=settings.publish_timeout),
         router=Router(file.routes, settings.default_agent, stream=settings.stream),
         embedded=embedded,
+        signals=make_signals(settings),
     )
     connecting: asyncio.Task[None] | None = None
     if block_until_connected:
@@ -151,6 +168,7 @@ async def open_runtime(
         except BaseException:
             await bus.close()
             await store.close()
+            await rt.signals.close()
             raise
     else:
         connecting = asyncio.create_task(connect_bus(bus, stop=stop))
@@ -163,3 +181,4 @@ async def open_runtime(
                 await connecting
         await bus.close()
         await store.close()
+        await rt.signals.close()

@@ -51,11 +51,65 @@ def _bot_user_ids(envelope: dict[str, Any]) -> set[str]:
     return {str(a.get("user_id")) for a in auths if isinstance(a, dict) and a.get("is_bot")}
 
 
+def _session_stopped(envelope: dict[str, Any], ev: dict[str, Any], team: str) -> Event:
+    """The Stop button of an agent session: stop the thread's running turn (consumers/interrupts.py).
+    https://docs.slack.dev/reference/events/agent_session_stopped: ``channel``, ``thread_ts``, ``user``,
+    ``streaming_message_ts`` (the app's streams Slack already stopped), ``event_ts``."""
+    channel = str(ev.get("channel") or "")
+    thread = str(ev.get("thread_ts") or "") or None
+    user = ev.get("user")
+    return _event(
+        str(envelope.get("event_id") or ""),
+        EventKind.OTHER,
+        _address(team, channel, thread, None, user),
+        sender=Sender(id=str(user or "")),
+        skip_reason="stop",
+        control="stop",
+        raw=envelope,
+    )
+
+
+#: Events of the assistant / agent surface: https://docs.slack.dev/reference/events/assistant_thread_started,
+#: .../assistant_thread_context_changed, .../app_context_changed, .../app_home_opened (``tab``).
+SESSION_EVENTS = frozenset(
+    {"assistant_thread_started", "assistant_thread_context_changed", "app_context_changed", "app_home_opened"}
+)
+
+
+def _session(envelope: dict[str, Any], ev: dict[str, Any], team: str) -> Event:
+    """The user opened the assistant thread or the Messages tab, or moved to another channel meanwhile.
+
+    ``assistant_thread`` carries ``user_id``, ``channel_id`` (the DM), ``thread_ts`` and ``context``
+    (what the user is looking at); ``app_home_opened`` has ``user``, ``channel`` and ``tab`` (only the
+    ``messages`` tab is a conversation); ``app_context_changed`` has ``context.entities`` and, per the
+    Node SDK's types, ``user`` and ``channel``. The agent reads the rest in ``event.raw``."""
+    etype = str(ev.get("type"))
+    thread: dict[str, Any] = ev.get("assistant_thread") or {}
+    channel = str(thread.get("channel_id") or ev.get("channel") or "")
+    user = thread.get("user_id") or ev.get("user")
+    skip = "session event"
+    if etype == "app_home_opened" and ev.get("tab") != "messages":
+        skip = "event type app_home_opened"
+    address = _address(team, channel, thread.get("thread_ts"), None, user)
+    return _event(
+        str(envelope.get("event_id") or ""),
+        EventKind.SESSION,
+        address,
+        sender=Sender(id=str(user or "")),
+        skip_reason=skip,
+        raw=envelope,
+    )
+
+
 def event_from_callback(envelope: dict[str, Any]) -> Event:
     """An ``event_callback`` envelope into one event."""
     ev: dict[str, Any] = envelope.get("event") or {}
     team = str(envelope.get("team_id") or ev.get("team") or "")
     etype = ev.get("type")
+    if etype == "agent_session_stopped":
+        return _session_stopped(envelope, ev, team)
+    if etype in SESSION_EVENTS:
+        return _session(envelope, ev, team)
     inner = ev.get("message") if ev.get("subtype") == "message_changed" else ev
     inner = inner if isinstance(inner, dict) else ev
     channel = str(ev.get("channel") or ev.get("item", {}).get("channel") or "")

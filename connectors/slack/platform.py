@@ -70,9 +70,10 @@ def outbound(parts: Parts) -> PlatformSender | None:
     settings = parts.settings
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token is not None else None
     tokens = oauth.workspace_tokens(settings, parts.store) if parts.store is not None else None
+    mode = settings.slack_status
     if tokens is not None:
-        return SlackSender(token, settings.slack_api_url, tokens=tokens)
-    return SlackSender(token, settings.slack_api_url) if token is not None else None
+        return SlackSender(token, settings.slack_api_url, tokens=tokens, status_mode=mode)
+    return SlackSender(token, settings.slack_api_url, status_mode=mode) if token is not None else None
 
 
 def http(parts: Parts) -> Callable[[web.Application], None] | None:

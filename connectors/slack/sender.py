@@ -18,10 +18,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors.outbound import TRANSPORT_ERRORS, transport_error
+from connectors.slack import status as surface
 from connectors.slack.stream import SlackStream
 from connectors.streaming import StreamIO, StreamState
 from gateway.core.errors import RateLimited, SendError
-from gateway.core.events import OutboundMessage
+from gateway.core.events import AMBIENT_ACTIONS, OutboundMessage
 
 
 class TokenSource(Protocol):
@@ -32,6 +33,8 @@ class TokenSource(Protocol):
 
 class SlackSender:
     platform = "slack"
+    #: Status, prompts, titles and the end of a turn: connectors/slack/status.py.
+    ambient = AMBIENT_ACTIONS
 
     def __init__(
         self,
@@ -40,7 +43,9 @@ class SlackSender:
         timeout: int = 10,
         *,
         tokens: TokenSource | None = None,
+        status_mode: surface.StatusMode = "assistant",
     ) -> None:
+        self._status_mode: surface.StatusMode = status_mode
         self._token = token
         self._tokens = tokens
         self._base_url = base_url
@@ -65,10 +70,16 @@ class SlackSender:
 
     async def send(self, message: OutboundMessage) -> dict[str, Any]:
         to = message.to
-        if message.action == "typing":
-            return {"skipped": "Slack has no typing indicator for bots"}
+        call = surface.call_for(self._status_mode, message) if message.action in AMBIENT_ACTIONS else None
+        if message.action in AMBIENT_ACTIONS and call is None:
+            return {"skipped": f"nothing to show for {message.action} here (GATEWAY_SLACK_STATUS)"}
         token = await self._tokens.token_for(to.bot) if self._tokens is not None else self._token
         try:
+            if call is not None:
+                method, args = call
+                # slack_sdk 3.48 has a typed method for each (assistant_threads_setStatus, ...), named after it.
+                await getattr(self._client, method.replace(".", "_"))(token=token, **args)
+                return {"method": method}
             if message.action == "reply":
                 kwargs: dict[str, Any] = {"channel": to.channel, "text": message.text, "token": token}
                 if to.thread:

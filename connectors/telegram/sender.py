@@ -55,6 +55,9 @@ class TelegramSender:
                     self._initialized.add(name)
         return bot
 
+    #: A status shows as "typing…"; prompts, titles and the end of a turn have nothing to show.
+    ambient = frozenset({"typing", "status"})
+
     async def send(self, message: OutboundMessage) -> dict[str, Any]:
         to = message.to
         try:
@@ -63,7 +66,7 @@ class TelegramSender:
             if message.action == "reply":
                 sent = await bot.send_message(chat_id=to.channel, text=message.text, message_thread_id=thread)
                 return {"message_id": sent.message_id}
-            if message.action == "typing":
+            if message.action in ("typing", "status"):  # Telegram shows no status text: "typing…" says it
                 await bot.send_chat_action(chat_id=to.channel, action="typing", message_thread_id=thread)
                 return {}
             if message.action == "react":

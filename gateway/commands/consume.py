@@ -40,6 +40,7 @@ def make_worker(rt: Runtime, *, console_fallback: bool = False) -> ConsumerWorke
         senders=senders,
         rate_policies={name: p.rate_policy(rt.settings) for name, p in known.items()},
         file=rt.file,
+        signals=rt.signals,
     )
 
 

@@ -2,13 +2,14 @@
 
 Prints the conversation's recorded turns, oldest first: each inbound message (with its sender), the tools
 the agent called for its answer (arguments and the result it got back, cut at 500 characters), each reply,
-and the tokens the turn cost. Messages kept while the conversation was with a person (``gateway handoff``)
-are marked ``[human]``. ``--session NAME`` reads one of KEY's named sessions (default ``default``).
-Read from the history in Redis (``REDIS_URL``; ``hist:{agent}:{KEY}``, ``hist:{agent}:@{NAME}:{KEY}``), so it
-shows the last turns ``GATEWAY_HISTORY_TTL`` kept (at most 1000). Without ``--agent`` every agent this
-gateway serves is looked up and each that has turns for KEY is shown. Records written before tool calls
-and usage were kept show their text only. Exit status 0, 1 when Redis does not answer, 4 when no agent has
-history for KEY.
+and the tokens the turn cost. A turn that was stopped (busy = "interrupt", a stop word, Slack's Stop button)
+is marked ``(interrupted: why)`` (``"interrupted"`` in ``--json``). Messages kept while the conversation was
+with a person (``gateway handoff``) are marked ``[human]``. ``--session NAME`` reads one of KEY's named
+sessions (default ``default``). Read from the history in Redis (``REDIS_URL``; ``hist:{agent}:{KEY}``,
+``hist:{agent}:@{NAME}:{KEY}``), so it shows the last turns ``GATEWAY_HISTORY_TTL`` kept (at most 1000).
+Without ``--agent`` every agent this gateway serves is looked up and each that has turns for KEY is shown.
+Records written before tool calls and usage were kept show their text only. Exit status 0, 1 when Redis does
+not answer, 4 when no agent has history for KEY.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def turn_dict(t: Turn) -> dict[str, Any]:
         "at": t.at,
         "tool_calls": list(t.tool_calls),
         "usage": t.usage,
+        "interrupted": t.interrupted,
         "handoff": t.handoff,
     }
 
@@ -69,7 +71,8 @@ def render(agent: str, key: str, turns: list[Turn]) -> list[str]:
     for t in turns:
         who = f"user {t.sender}" if t.role == "user" and t.sender else t.role
         who = f"[human] {who}" if t.handoff else who
-        lines.append(f"{_when(t.at)}  {who:<16} {_short(t.text)}")
+        stopped = f"  (interrupted: {t.interrupted})" if t.interrupted else ""
+        lines.append(f"{_when(t.at)}  {who:<16} {_short(t.text)}{stopped}")
         for call in t.tool_calls:
             mark = "" if call.get("ok", True) else "  (failed)"
             args = _short(str(call.get("arguments", "")), 80)

@@ -24,7 +24,17 @@ MAX_NAME = 512
 
 #: Metric label values for events that start no turn; anything else is counted as "other".
 SKIP_LABELS = frozenset(
-    {"edit", "bot message", "no text", "reaction", "own message", "already handled", "unsupported update"}
+    {
+        "edit",
+        "bot message",
+        "no text",
+        "reaction",
+        "own message",
+        "already handled",
+        "unsupported update",
+        "stop",
+        "session event",
+    }
 )
 
 

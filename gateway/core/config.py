@@ -22,7 +22,8 @@ variables that hold them (``token_env``, ``secret_env``). Example::
     channel = "C0123"
     agent = "support"
     key = "channel"        # thread (default) | channel | user
-    busy = "collect"       # queue (default) | collect
+    busy = "collect"       # queue (default) | collect | interrupt
+    stop_words = ["stop"]  # a message that is one of these stops the running turn and starts none
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from gateway.core.errors import ConfigError
 
 KeyGranularity = Literal["thread", "channel", "user", "customer"]
-BusyPolicy = Literal["queue", "collect"]
+BusyPolicy = Literal["queue", "collect", "interrupt"]
 
 
 class _Strict(BaseModel):
@@ -131,6 +132,13 @@ class RouteConfig(BudgetConfig):
     agent: str | None = None
     key: KeyGranularity = "thread"
     busy: BusyPolicy = "queue"
+    #: Messages that stop the conversation's running turn instead of starting one (compared without case,
+    #: surrounding spaces, trailing punctuation or a leading @-mention of the bot).
+    stop_words: list[str] = Field(default_factory=list, max_length=32)
+    #: Session events (the user opened the assistant thread or the Messages tab, or its context changed:
+    #: ``event.kind == "session"``, no text) start turns, so the agent can greet, set suggested prompts
+    #: or a title. Off: they are acked and counted as skipped.
+    session_events: bool = False
     #: Stream answers as they are written (None: ``GATEWAY_STREAM``); see agents/streaming.py.
     stream: bool | None = None
     #: The named session its conversations run in (own history, memory and state); unset: ``default``, or

@@ -37,11 +37,17 @@ class EventKind(StrEnum):
     EDIT = "edit"
     DELETE = "delete"
     REACTION = "reaction"
+    #: The user opened or moved around the app's assistant/agent surface (Slack ``assistant_thread_started``,
+    #: ``assistant_thread_context_changed``, ``app_context_changed``, ``app_home_opened`` on the Messages
+    #: tab): no text; a turn only where the route has ``session_events = true``.
+    SESSION = "session"
     OTHER = "other"
 
 
 #: Kinds that start an agent turn. Edits, deletes and platform noise never do.
-CONVERSATIONAL = frozenset({EventKind.MESSAGE, EventKind.MENTION, EventKind.COMMAND, EventKind.ACTION})
+CONVERSATIONAL = frozenset(
+    {EventKind.MESSAGE, EventKind.MENTION, EventKind.COMMAND, EventKind.ACTION, EventKind.SESSION}
+)
 
 
 class _Frozen(BaseModel):
@@ -84,8 +90,12 @@ class Event(_Frozen):
     kind: EventKind
     conversation_key: str
     agent: str | None = None
-    #: What happens to messages that arrive during a turn: one turn each (queue) or folded (collect).
-    busy: Literal["queue", "collect"] = "queue"
+    #: What happens to messages that arrive during a turn: one turn each (queue), folded (collect), or the
+    #: running turn is cancelled and the new message runs next (interrupt).
+    busy: Literal["queue", "collect", "interrupt"] = "queue"
+    #: ``stop``: this event asks to stop the conversation's running turn (a route's stop word, Slack's
+    #: Stop button); it starts no turn itself (its ``skip_reason`` is "stop").
+    control: Literal["stop"] | None = None
     #: The route streams its answers (``stream = true`` in ``gateway.toml`` or ``GATEWAY_STREAM=1``).
     stream: bool = False
     #: The named session the route pins (gateway/core/sessions.py); None: the conversation's current one.
@@ -106,7 +116,12 @@ class Event(_Frozen):
         return self.skip_reason is None and self.kind in CONVERSATIONAL
 
 
-OutboundAction = Literal["reply", "react", "typing", "edit", "stream"]
+OutboundAction = Literal["reply", "react", "typing", "edit", "status", "prompts", "title", "done", "stream"]
+#: Best effort, sent at once and never retried, paced or dead-lettered: what a platform cannot show is dropped
+#: (a sender lists what it shows in ``ambient``). ``status``: "is thinking…" while the agent works;
+#: ``prompts``/``title``: an assistant thread's suggested prompts and title; ``done``: the turn ended, clear
+#: the status (Slack agent sessions go back to ``active``).
+AMBIENT_ACTIONS = frozenset({"typing", "status", "prompts", "title", "done"})
 
 
 class OutboundMessage(_Frozen):

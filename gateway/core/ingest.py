@@ -21,6 +21,7 @@ from gateway.core.events import Event
 from gateway.core.metrics import Metrics
 from gateway.core.publish import Publisher
 from gateway.core.routing import Router
+from gateway.core.signals import Signals, StopSignal
 from gateway.core.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -61,8 +62,16 @@ def dedupe_key(event: Event) -> str:
 
 class Ingestor:
     def __init__(
-        self, publisher: Publisher, store: Store, router: Router, metrics: Metrics, *, dedupe_ttl: float = 86400
+        self,
+        publisher: Publisher,
+        store: Store,
+        router: Router,
+        metrics: Metrics,
+        *,
+        dedupe_ttl: float = 86400,
+        signals: Signals | None = None,
     ) -> None:
+        self._signals = signals
         self._publisher = publisher
         self._store = store
         self._router = router
@@ -90,6 +99,10 @@ class Ingestor:
             state, _, first_id = existing.partition(":")
             outcome = Outcome.IN_FLIGHT if state == "pending" else Outcome.DUPLICATE
             return Admission(outcome, first_id or event.id)
+        if event.control == "stop" and self._signals is not None:
+            # At once to every consumer, ahead of the event's durable copy, which could wait behind the
+            # partition's deliveries (gateway/core/signals.py).
+            await self._signals.publish_stop(StopSignal.of(event))
         try:
             await self._publisher.event(event, raw_json=raw_json)
         except BaseException:

@@ -13,13 +13,16 @@ from gateway.core.metrics import Metrics
 
 def event_headers(event: Event) -> dict[str, Any]:
     """Small headers that let a tail filter without parsing bodies."""
-    return {
+    headers: dict[str, Any] = {
         "platform": event.platform,
         "kind": str(event.kind),
         "conversation_key": event.conversation_key,
         "agent": event.agent or "",
         "busy": event.busy,
     }
+    if event.control is not None:
+        headers["control"] = event.control
+    return headers
 
 
 _NO_RAW = {"raw"}

@@ -8,10 +8,20 @@ key and the agent. The key decides the partition, so it is computed at ingress.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gateway.core.config import BusyPolicy, KeyGranularity, RouteConfig
-from gateway.core.events import Event, ReplyAddress
+from gateway.core.events import Event, EventKind, ReplyAddress
+
+#: A leading Slack mention (``<@U123>``) or Telegram one (``@name_bot``), and trailing punctuation.
+_MENTION = re.compile(r"^\s*(<@[A-Z0-9]+>|@\w+)[\s,:]*")
+_TRAILING = re.compile(r"[\s.!?…]+$")
+
+
+def stop_word_of(text: str) -> str:
+    """The text as it is compared with a route's ``stop_words``: "<@UBOT> Stop!" -> "stop"."""
+    return _TRAILING.sub("", _MENTION.sub("", text)).strip().casefold()
 
 
 def conversation_key(address: ReplyAddress, granularity: KeyGranularity = "thread") -> str:
@@ -28,6 +38,8 @@ class Route:
     agent: str
     key: KeyGranularity
     busy: BusyPolicy
+    stop_words: frozenset[str] = frozenset()
+    session_events: bool = False
     stream: bool = False
     session: str | None = None
 
@@ -56,14 +68,24 @@ class Router:
         r = self.match(address)
         if r is None:
             return self._default
-        stream = self._default.stream if r.stream is None else r.stream
-        return Route(agent=r.agent or self._default.agent, key=r.key, busy=r.busy, stream=stream, session=r.session)
+        return Route(
+            agent=r.agent or self._default.agent,
+            key=r.key,
+            busy=r.busy,
+            stop_words=frozenset(stop_word_of(w) for w in r.stop_words),
+            session_events=r.session_events,
+            stream=self._default.stream if r.stream is None else r.stream,
+            session=r.session,
+        )
 
     def apply(self, event: Event) -> Event:
         route = self.route_for(event.reply_to)
         key = conversation_key(event.reply_to, route.key)
+        stop = bool(route.stop_words) and event.triggers_turn and stop_word_of(event.text) in route.stop_words
+        opened = route.session_events and event.kind == EventKind.SESSION and event.skip_reason == "session event"
         same = route.agent == event.agent and route.busy == event.busy and route.stream == event.stream
-        if key == event.conversation_key and same and route.session in (None, event.session):
+        unchanged = key == event.conversation_key and same and route.session in (None, event.session)
+        if unchanged and not stop and not opened:
             return event
         update: dict[str, object] = {
             "conversation_key": key,
@@ -73,4 +95,8 @@ class Router:
         }
         if route.session is not None:
             update["session"] = route.session
+        if opened:  # the route wants session events: the agent greets, suggests prompts, sets a title
+            update["skip_reason"] = None
+        if stop:  # the stop word stops the running turn (consumers/interrupts.py) and starts none
+            update |= {"control": "stop", "skip_reason": "stop"}
         return event.model_copy(update=update)

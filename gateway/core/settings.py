@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    #: What "the agent is working" looks like in Slack (connectors/slack/status.py): ``assistant``
+    #: (assistant.threads.setStatus in DM threads), ``agent`` (agents.sessions.setStatus: processing, then
+    #: active, with the Stop button) or ``off``.
+    slack_status: Literal["assistant", "agent", "off"] = Field(
+        "assistant", validation_alias=_env("GATEWAY_SLACK_STATUS")
+    )
     #: Installing across workspaces (connectors/slack/oauth.py): all three set, or the OAuth routes answer 404.
     slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
     slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
@@ -126,6 +132,9 @@ class Settings(BaseSettings):
     memory_ttl: float = Field(90 * 24 * 3600.0, ge=0, validation_alias=_env("GATEWAY_MEMORY_TTL"))
     #: While a turn runs (after its first second), a typing indicator every this many seconds; 0: off.
     typing_every: float = Field(4.0, ge=0, validation_alias=_env("GATEWAY_TYPING_EVERY"))
+    #: Appended to the partial reply of a turn that was stopped (busy = "interrupt", a stop word, Slack's
+    #: Stop button); empty: nothing is added, and a stopped turn that had produced nothing posts nothing.
+    interrupt_marker: str = Field("…(stopped)", max_length=200, validation_alias=_env("GATEWAY_INTERRUPT_MARKER"))
     #: Stream answers as the model writes them, on every route that does not say (``stream`` in a route).
     stream: bool = Field(False, validation_alias=_env("GATEWAY_STREAM"))
     turn_attempts: int = Field(3, ge=1, validation_alias=_env("GATEWAY_TURN_ATTEMPTS"))

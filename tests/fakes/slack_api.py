@@ -18,6 +18,15 @@ Across workspaces (``tests/fakes/slack_workspaces.py``): ``fake.workspaces.add("
 auth (team A's token cannot post to team B's channel), ``fake.workspaces.revoke(team)``. ``posts`` keeps the
 token each accepted ``chat.postMessage`` came with. The single ``token`` keeps working for any channel.
 
+Assistant threads and agent sessions (checked against docs.slack.dev, December 2026):
+``assistant.threads.setStatus`` / ``setSuggestedPrompts`` / ``setTitle`` and ``agents.sessions.setStatus`` /
+``rename`` answer ``channel_not_found`` for a channel and ``invalid_thread_ts`` for a thread the fake has not
+seen (a thread is seen when a message is posted in it, or when a test says the user opened it with
+:meth:`FakeSlack.open_thread`), and ``invalid_arguments`` for what the docs refuse (more than 10 loading
+messages or 4 prompts, an unknown session status, an empty title). ``statuses`` keeps each thread's current
+assistant status (a post in the thread clears it, as Slack does), ``sessions`` each agent session's status,
+``titles`` and ``prompts`` the last ones set; ``status_log`` every status change in order.
+
 Streaming (followed: docs.slack.dev reference for ``chat.startStream``/``chat.appendStream``/``chat.stopStream``,
 as slack_sdk 3.48's ``AsyncWebClient.chat_startStream`` etc. call them, JSON bodies): ``startStream`` needs
 ``channel`` and ``thread_ts`` (a streamed message is always a reply) and answers ``ts``; ``appendStream`` adds
@@ -73,10 +82,23 @@ class FakeSlack(ChatFake):
         self.workspaces = Workspaces()
         #: (token, arguments) of every accepted chat.postMessage.
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        self._threads: set[tuple[str, str]] = set()
+        #: (channel, thread_ts) -> the assistant status shown now ("" once cleared).
+        self.statuses: dict[tuple[str, str], str] = {}
+        #: (channel, thread_ts) -> the agent session's status.
+        self.sessions: dict[tuple[str, str], str] = {}
+        self.titles: dict[tuple[str, str], str] = {}
+        self.prompts: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (method, channel, thread_ts, status) of every accepted status change, in order.
+        self.status_log: list[tuple[str, str, str, str]] = []
         #: chat.startStream/appendStream/stopStream exist (False: unknown_method).
         self.streaming = True
         #: (channel, ts) of the messages whose stream is open.
         self._open_streams: set[tuple[str, str]] = set()
+
+    def open_thread(self, channel: str, thread_ts: str) -> None:
+        """The user opened an assistant thread (or wrote the message that roots one): Slack knows it."""
+        self._threads.add((channel, thread_ts))
 
     @property
     def base_url(self) -> str:
@@ -86,6 +108,9 @@ class FakeSlack(ChatFake):
         super().reset()
         self._posted.clear()
         self.posts.clear()
+        for kept in (self._threads, self.statuses, self.sessions, self.titles, self.prompts):
+            kept.clear()
+        self.status_log.clear()
         self._open_streams.clear()
 
     def created(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
@@ -176,6 +201,10 @@ class FakeSlack(ChatFake):
             "chat.postEphemeral": self._chat_post_ephemeral,
             "reactions.add": self._reactions_add,
             "assistant.threads.setStatus": self._assistant_set_status,
+            "assistant.threads.setSuggestedPrompts": self._assistant_set_prompts,
+            "assistant.threads.setTitle": self._assistant_set_title,
+            "agents.sessions.setStatus": self._session_set_status,
+            "agents.sessions.rename": self._session_rename,
             "conversations.replies": self._conversations_replies,
             **(
                 {
@@ -232,8 +261,13 @@ class FakeSlack(ChatFake):
             "team": self.TEAM_ID,
             "ts": ts,
         }
+        self._threads.add((channel, ts))
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
+            where = (channel, str(args["thread_ts"]))
+            self._threads.add(where)
+            if self.statuses.get(where):  # Slack removes the status when the app posts in the thread
+                self.statuses[where] = ""
         for key in ("blocks", "attachments", "metadata"):
             if args.get(key):
                 message[key] = args[key]
@@ -277,6 +311,10 @@ class FakeSlack(ChatFake):
         }
         self._posted[(channel, ts)] = message
         self._open_streams.add((channel, ts))
+        where = (channel, str(args["thread_ts"]))
+        self._threads.update({where, (channel, ts)})
+        if self.statuses.get(where):  # the app posted in the thread: Slack removes the status
+            self.statuses[where] = ""
         self.show(channel, ts, text, final=False)
         return {"ok": True, "channel": channel, "ts": ts}
 
@@ -349,10 +387,70 @@ class FakeSlack(ChatFake):
         self._reactions.append(args)
         return {"ok": True}
 
+    def _thread_error(self, args: dict[str, Any]) -> str | None:
+        channel, thread = str(args.get("channel_id") or ""), str(args.get("thread_ts") or "")
+        if not channel or all(c != channel for c, _ in self._threads):
+            return "channel_not_found"
+        if (channel, thread) not in self._threads:
+            return "invalid_thread_ts"
+        return None
+
+    @staticmethod
+    def _where(args: dict[str, Any]) -> tuple[str, str]:
+        return str(args["channel_id"]), str(args["thread_ts"])
+
     def _assistant_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("channel_id"):
-            return {"ok": False, "error": "channel_not_found"}
+        error = self._thread_error(args)
+        status, loading = args.get("status"), args.get("loading_messages") or []
+        if error is None and (not isinstance(status, str) or not isinstance(loading, list) or len(loading) > 10):
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.statuses[self._where(args)] = str(status)
+        self.status_log.append(("assistant.threads.setStatus", *self._where(args), str(status)))
         return {"ok": True}
+
+    def _assistant_set_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        # thread_ts is optional here: without it the prompts go to the channel's latest message
+        channel = str(args.get("channel_id") or "")
+        latest = max((t for c, t in self._threads if c == channel), default="", key=float)
+        error = self._thread_error(args if args.get("thread_ts") else {**args, "thread_ts": latest})
+        prompts = args.get("prompts")
+        valid = isinstance(prompts, list) and 1 <= len(prompts) <= 4
+        valid = valid and all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts or [])
+        if error is None and not valid:
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.prompts[(channel, str(args.get("thread_ts") or latest))] = {"prompts": prompts, "title": args.get("title")}
+        return {"ok": True}
+
+    def _title(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._thread_error(args)
+        title = args.get("title")
+        if error is None and not (isinstance(title, str) and 1 <= len(title.strip()) <= 200):
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.titles[self._where(args)] = str(title)
+        return {"ok": True}
+
+    def _assistant_set_title(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._title(args)
+
+    def _session_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        error = self._thread_error(args)
+        status = args.get("status")
+        if error is None and status not in ("active", "processing", "suspended", "closed"):
+            error = "invalid_arguments"
+        if error:
+            return {"ok": False, "error": error}
+        self.sessions[self._where(args)] = str(status)
+        self.status_log.append(("agents.sessions.setStatus", *self._where(args), str(status)))
+        return {"ok": True, "status": status}
+
+    def _session_rename(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._title(args)
 
 
 def _maybe_json(key: str, value: str) -> Any:

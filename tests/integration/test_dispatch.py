@@ -91,6 +91,7 @@ class Rig:
         history_ttl: float | None = None,
         memory_ttl: float | None = None,
         handoff: HandoffConfig | None = None,
+        **config: Any,
     ) -> None:
         dead = DeadLetters(self.publisher, self.metrics)
         pool = AgentPool({n: AgentFactory(n, a) for n, a in agents.items()}, self.store, memory_ttl=memory_ttl)
@@ -101,7 +102,11 @@ class Rig:
             dead=dead,
             metrics=self.metrics,
             config=DispatchConfig(
-                attempts=attempts, retry_base=0.01, history_ttl=history_ttl, handoff=handoff or HandoffConfig()
+                attempts=attempts,
+                retry_base=0.01,
+                history_ttl=history_ttl,
+                handoff=handoff or HandoffConfig(),
+                **config,
             ),
         )
         sender = OutboundWorker(
