@@ -21,6 +21,7 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess, post
 from tests.support.services import service_env
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, "Content-Type": "application/json"}
@@ -103,9 +104,15 @@ async def test_an_anthropic_agent_answers_with_a_tool_and_its_usage_shows_everyw
     try:
         await say(gw, "add 2 and 40", chat=5151, update=9101)
         [message] = await telegram.wait_for_messages(1, timeout=20)
-        async with aiohttp.ClientSession() as s, s.get(f"{gw.url}/metrics") as r:
-            metrics = await r.text()
-        status_code, status_out, status_err = await gateway_cli(env, "status", "--usage", "--json", "--interval", "0")
+        # The reply goes out before the turn's usage is recorded (the user does not wait for the
+        # bookkeeping): wait until the consumer has counted it.
+        tokens_line = 'gateway_model_tokens_total{agent="calc",direction="input",route="acme"}'
+        metrics = await eventually(lambda: _metrics(gw.url), until=lambda m: tokens_line in m, what="usage counted")
+        status_code, status_out, status_err = await eventually(
+            lambda: gateway_cli(env, "status", "--usage", "--json", "--interval", "0"),
+            until=lambda r: r[0] != 0 or "calc" in json.loads(r[1])["usage"].get("today", {}).get("agents", {}),
+            what="usage recorded in Redis",
+        )
         text_code, status_text, _ = await gateway_cli(env, "status", "--usage", "--interval", "0")
         hist_code, hist_out, hist_err = await gateway_cli(env, "history", "telegram:default:5151", "--json")
         _, hist_text, _ = await gateway_cli(env, "history", "telegram:default:5151")
@@ -144,6 +151,11 @@ async def test_an_anthropic_agent_answers_with_a_tool_and_its_usage_shows_everyw
     )
     assert turns[1]["usage"]["input_tokens"] == expected_in
     assert 'tool add({"a": 2, "b": 40}) -> 42' in hist_text
+
+
+async def _metrics(url: str) -> str:
+    async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:
+        return await r.text()
 
 
 def _input_tokens(body: dict[str, Any]) -> int:
