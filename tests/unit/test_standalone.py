@@ -8,8 +8,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# ../shared (the steering folder beside a checkout) and absolute paths of a developer's or CI's machine.
-OUTSIDE = re.compile(r"\.\./shared|/work/|/root/|/home/[a-z]|/Users/[A-Za-z]|C:\\\\Users")
+# A relative path up into the steering folder beside a checkout ("..", a slash, then its name, spelled as a
+# character class here so this file does not match itself) and absolute paths of a developer's or CI's machine.
+OUTSIDE = re.compile(r"\.\.[/\\]shared|/work/|/root/|/home/[a-z]|/Users/[A-Za-z]|C:\\\\Users")
 
 
 # Folders a checkout grows when it is used (virtual environments, caches) and never ships.
