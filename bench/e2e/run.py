@@ -46,7 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.common import (
     AMQP_URL,
     PY,
-    REDIS_URL,
     REPO,
     Interference,
     Proc,
@@ -60,11 +59,20 @@ from bench.common import (
     stats_ms,
     stop_popen,
 )
-from bench.latency.run import SECRET, _reply_id, build_requests, fake_calls, generate, reset_fake, wait_leases
+from bench.latency.run import (
+    SECRET,
+    TOKEN,
+    _reply_id,
+    build_requests,
+    echo_env,
+    fake_calls,
+    generate,
+    reset_fake,
+    wait_leases,
+)
 from tests.support.processes import free_port
 
 #: Looks like a Slack bot token (team id, bot id, 24 letters and digits): not a placeholder.
-TOKEN = "xoxb-7305512940-5182736450918-Kq7Rw2Zt9Lm4Xp6Vb3Nc8Hd1"
 MODES = ("bare", "split", "dev")
 
 
@@ -88,19 +96,7 @@ def start_mode(mode: str, namespace: str, fake_base: str, log_dir: Path) -> tupl
             log_dir,
         )
         return [ingress, relay], ingress.url + "/slack/events"
-    env = {
-        "AMQP_URL": AMQP_URL,
-        "REDIS_URL": REDIS_URL,
-        "GATEWAY_NAMESPACE": namespace,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_API_URL": fake_base,
-        "GATEWAY_DEFAULT_AGENT": "echo",
-        "GATEWAY_SLACK_CHANNEL_RATE": "100000",
-        "GATEWAY_SLACK_CHANNEL_BURST": "100000",
-        "GATEWAY_SLACK_WORKSPACE_RATE": "1000000",
-        "GATEWAY_DRAIN_DELAY": "0",
-    }
+    env = echo_env(namespace, fake_base)
     procs: list[Proc] = []
     if mode == "split":
         consumer = gateway_proc("consume", "consume", env, log_dir)
