@@ -15,7 +15,7 @@ from gateway.core.store.redis import RedisStore
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.processes import GatewayProcess, post
+from tests.support.processes import GatewayProcess, post, serve_and_consumers
 from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
@@ -39,16 +39,10 @@ async def cluster(
         GATEWAY_PARTITIONS=str(PARTITIONS),
     )
     store = RedisStore(redis, namespace)
-    serve = await GatewayProcess("serve", env).start()
-    consumers = [
-        await GatewayProcess("consume", {**env, "GATEWAY_CONSUMER_ID": f"c{i}"}, name=f"consume-{i}").start()
-        for i in range(2)
-    ]
     try:
-        yield serve, consumers, store
+        async with serve_and_consumers(env) as (serve, consumers):
+            yield serve, consumers, store
     finally:
-        for proc in [serve, *consumers]:
-            await proc.terminate()
         await store.close()
 
 

@@ -25,7 +25,7 @@ from gateway.core.store.redis import RedisStore
 from tests.e2e.conftest import SLACK_SECRET, gateway_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.processes import GatewayProcess, free_port, post
+from tests.support.processes import GatewayProcess, free_port, post, serve_and_consumers
 from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
@@ -213,35 +213,29 @@ async def test_two_consumers_refresh_a_rotating_token_once(
     env = oauth_env(services, slack, telegram, port)
     _, redis, namespace = services
     store = RedisStore(redis, namespace)
-    serve = await GatewayProcess("serve", env).start()
-    consumers = [
-        await GatewayProcess("consume", {**env, "GATEWAY_CONSUMER_ID": f"c{i}"}, name=f"consume-{i}").start()
-        for i in range(2)
-    ]
     try:
-        await eventually(
-            lambda: store.lease_owners([lease_key(p) for p in range(PARTITIONS)]),
-            until=lambda o: sorted(map(str, o)) == ["c0", "c0", "c1", "c1"],
-            timeout=20,
-            what="both consumers owning partitions",
-        )
-        await install(serve, "TA")
-        (installed,) = slack.workspaces.tokens_of("TA")
-        slack.workspaces.expires_in = 43200  # the refreshed token is good for 12 h
-        slack.delay_next(1.0, method="oauth.v2.access")  # a slow refresh: the other consumer must wait for it
-        n = 12
-        for i in range(n):  # threads spread over both consumers' partitions
-            await say(serve, f"m{i}", team="TA", channel="CA1", ts=f"1700003000.{i:06d}")
-        await slack.wait_for_messages(n, timeout=30)
-        assert slack.workspaces.refreshes == 1
-        tokens = {t for t, _ in posted(slack, "CA1")}
-        assert len(tokens) == 1
-        assert tokens != {installed}
-        assert next(iter(tokens)).startswith("xoxe.xoxb-")
-        senders = [c for c in consumers if '"outbound_sent"' in c.logs()]
-        assert len(senders) == 2, "both consumers sent replies (so both needed the token)"
-        assert sum(c.logs().count('"slack_token_refreshed"') for c in consumers) == 1
+        async with serve_and_consumers(env) as (serve, consumers):
+            await eventually(
+                lambda: store.lease_owners([lease_key(p) for p in range(PARTITIONS)]),
+                until=lambda o: sorted(map(str, o)) == ["c0", "c0", "c1", "c1"],
+                timeout=20,
+                what="both consumers owning partitions",
+            )
+            await install(serve, "TA")
+            (installed,) = slack.workspaces.tokens_of("TA")
+            slack.workspaces.expires_in = 43200  # the refreshed token is good for 12 h
+            slack.delay_next(1.0, method="oauth.v2.access")  # a slow refresh: the other consumer must wait for it
+            n = 12
+            for i in range(n):  # threads spread over both consumers' partitions
+                await say(serve, f"m{i}", team="TA", channel="CA1", ts=f"1700003000.{i:06d}")
+            await slack.wait_for_messages(n, timeout=30)
+            assert slack.workspaces.refreshes == 1
+            tokens = {t for t, _ in posted(slack, "CA1")}
+            assert len(tokens) == 1
+            assert tokens != {installed}
+            assert next(iter(tokens)).startswith("xoxe.xoxb-")
+            senders = [c for c in consumers if '"outbound_sent"' in c.logs()]
+            assert len(senders) == 2, "both consumers sent replies (so both needed the token)"
+            assert sum(c.logs().count('"slack_token_refreshed"') for c in consumers) == 1
     finally:
-        for proc in [serve, *consumers]:
-            await proc.terminate()
         await store.close()

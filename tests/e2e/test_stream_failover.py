@@ -19,7 +19,7 @@ from tests.e2e.conftest import SLACK_SECRET, TELEGRAM_SECRET, gateway_env
 from tests.fakes.openai_api import FakeOpenAI, text_reply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.processes import GatewayProcess, post
+from tests.support.processes import GatewayProcess, post, serve_and_consumers
 from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
@@ -67,16 +67,10 @@ async def cluster(
         GATEWAY_STREAM="1",
     )
     store = RedisStore(redis, namespace)
-    serve = await GatewayProcess("serve", env).start()
-    consumers = [
-        await GatewayProcess("consume", {**env, "GATEWAY_CONSUMER_ID": f"c{i}"}, name=f"consume-{i}").start()
-        for i in range(2)
-    ]
     try:
-        yield serve, consumers, store
+        async with serve_and_consumers(env) as (serve, consumers):
+            yield serve, consumers, store
     finally:
-        for proc in [serve, *consumers]:
-            await proc.terminate()
         await store.close()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -110,3 +111,22 @@ async def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
     async with aiohttp.ClientSession() as s, s.post(url, data=body, headers=dict(headers)) as r:
         await r.read()
         return r.status
+
+
+@contextlib.asynccontextmanager
+async def serve_and_consumers(
+    env: Mapping[str, str], consumers: int = 2
+) -> AsyncIterator[tuple[GatewayProcess, list[GatewayProcess]]]:
+    """``gateway serve`` and ``consumers`` ``gateway consume`` processes (ids ``c0``, ``c1``...) on one
+    environment, all stopped when the block ends."""
+    serve = await GatewayProcess("serve", dict(env)).start()
+    started: list[GatewayProcess] = []
+    try:
+        for i in range(consumers):
+            started.append(
+                await GatewayProcess("consume", {**env, "GATEWAY_CONSUMER_ID": f"c{i}"}, name=f"consume-{i}").start()
+            )
+        yield serve, started
+    finally:
+        for proc in [serve, *started]:
+            await proc.terminate()
