@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.fakes.openai_api import FakeOpenAI, text_reply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -78,3 +80,17 @@ async def backend(request: pytest.FixtureRequest, namespace: str) -> AsyncIterat
     require("Redis", "127.0.0.1", 6379)
     yield {"amqp": AMQP_URL, "redis": REDIS_URL, "namespace": namespace}
     await purge_namespace(namespace)
+
+
+@contextlib.asynccontextmanager
+async def echoing_model() -> AsyncIterator[dict[str, str]]:
+    """A fake OpenAI server answering "model says: <the last message>", and the environment that makes the
+    ``llm`` agent the default one, talking to it."""
+    async with FakeOpenAI(api_key="sk-e2e") as model:
+        model.script(lambda req: text_reply(f"model says: {req['messages'][-1]['content']}"))
+        yield {
+            "OPENAI_BASE_URL": f"{model.base_url}/v1",
+            "OPENAI_API_KEY": "sk-e2e",
+            "GATEWAY_LLM_MODEL": "gpt-4o-mini",
+            "GATEWAY_DEFAULT_AGENT": "llm",
+        }

@@ -16,9 +16,8 @@ import aiohttp
 import pytest
 
 from connectors.discord.platform import slash_command
-from tests.e2e.conftest import gateway_env
+from tests.e2e.conftest import echoing_model, gateway_env
 from tests.fakes.discord_api import FakeDiscord
-from tests.fakes.openai_api import FakeOpenAI, text_reply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess
@@ -114,18 +113,8 @@ async def test_without_its_public_key_the_interactions_endpoint_is_404(
 async def test_the_llm_agent_answers_a_slash_command(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, discord: FakeDiscord
 ) -> None:
-    async with FakeOpenAI(api_key="sk-e2e") as model:
-        model.script(lambda req: text_reply(f"model says: {req['messages'][-1]['content']}"))
-        env = gateway_env(
-            slack,
-            telegram,
-            **service_env(services),
-            **discord_env(discord),
-            OPENAI_BASE_URL=f"{model.base_url}/v1",
-            OPENAI_API_KEY="sk-e2e",
-            GATEWAY_LLM_MODEL="gpt-4o-mini",
-            GATEWAY_DEFAULT_AGENT="llm",
-        )
+    async with echoing_model() as llm:
+        env = gateway_env(slack, telegram, **service_env(services), **discord_env(discord), **llm)
         gw = await GatewayProcess("dev", env).start()
         try:
             command = slash_command("ask", "what are your hours?", application_id=APP, guild=GUILD, channel=CHANNEL)

@@ -14,10 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.teams.platform import message_activity
-from tests.e2e.conftest import gateway_env
+from tests.e2e.conftest import echoing_model, gateway_env
 from tests.e2e.test_operators import gateway_cli
 from tests.fakes.botframework import FakeBotFramework
-from tests.fakes.openai_api import FakeOpenAI, text_reply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.processes import GatewayProcess, post
@@ -120,18 +119,8 @@ async def test_without_its_password_teams_is_404(
 async def test_the_llm_agent_answers_on_teams(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, bf: FakeBotFramework
 ) -> None:
-    async with FakeOpenAI(api_key="sk-e2e") as model:
-        model.script(lambda req: text_reply(f"model says: {req['messages'][-1]['content']}"))
-        env = gateway_env(
-            slack,
-            telegram,
-            **service_env(services),
-            **teams_env(bf),
-            OPENAI_BASE_URL=f"{model.base_url}/v1",
-            OPENAI_API_KEY="sk-e2e",
-            GATEWAY_LLM_MODEL="gpt-4o-mini",
-            GATEWAY_DEFAULT_AGENT="llm",
-        )
+    async with echoing_model() as llm:
+        env = gateway_env(slack, telegram, **service_env(services), **teams_env(bf), **llm)
         gw = await GatewayProcess("dev", env).start()
         try:
             assert await post_teams(gw, activity(bf, "summarise the thread"), bf.mint(bf.base_url)) == 200

@@ -16,9 +16,8 @@ from connectors.whatsapp.platform import text_notification
 from connectors.whatsapp.verify import sign
 from gateway.core.bus.amqp import AmqpBus
 from gateway.core.bus.topology import Topology
-from tests.e2e.conftest import gateway_env
+from tests.e2e.conftest import echoing_model, gateway_env
 from tests.e2e.test_operators import gateway_cli
-from tests.fakes.openai_api import FakeOpenAI, text_reply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.whatsapp_api import FakeWhatsApp
@@ -148,18 +147,8 @@ async def test_the_llm_agent_answers_on_whatsapp(
     services: tuple[str, str, str], slack: FakeSlack, telegram: FakeTelegram, graph: FakeWhatsApp
 ) -> None:
     graph.customer_wrote(NUMBER, USER)
-    async with FakeOpenAI(api_key="sk-e2e") as model:
-        model.script(lambda req: text_reply(f"model says: {req['messages'][-1]['content']}"))
-        env = gateway_env(
-            slack,
-            telegram,
-            **service_env(services),
-            **whatsapp_env(graph),
-            OPENAI_BASE_URL=f"{model.base_url}/v1",
-            OPENAI_API_KEY="sk-e2e",
-            GATEWAY_LLM_MODEL="gpt-4o-mini",
-            GATEWAY_DEFAULT_AGENT="llm",
-        )
+    async with echoing_model() as llm:
+        env = gateway_env(slack, telegram, **service_env(services), **whatsapp_env(graph), **llm)
         gw = await GatewayProcess("dev", env).start()
         try:
             assert await post_whatsapp(gw, notification("what are your hours?")) == 200
