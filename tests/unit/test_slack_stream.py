@@ -11,31 +11,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors.slack.sender import SlackSender
 from connectors.slack.stream import LIMIT
-from connectors.streaming import Part, StreamState, split
+from connectors.streaming import Part, split
 from gateway.core.errors import SendError
 from gateway.core.events import OutboundMessage, ReplyAddress
 from tests.fakes.slack_api import FakeSlack
+from tests.support.streams import Saved
 
 TO = ReplyAddress(platform="slack", bot="T111", channel="C1", thread="1700000000.000100", user="U1")
-
-
-class Saved:
-    """The store's copy of a stream's state, as consumers/streams.py keeps it."""
-
-    def __init__(self) -> None:
-        self.raw: str | None = None
-        self.state = StreamState()
-        self.paced = 0
-
-    def load(self) -> StreamState:
-        self.state = StreamState.from_json(self.raw)
-        return self.state
-
-    async def pace(self) -> None:
-        self.paced += 1
-
-    async def save(self) -> None:
-        self.raw = self.state.to_json()
 
 
 @pytest.fixture

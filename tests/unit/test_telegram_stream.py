@@ -9,33 +9,17 @@ import pytest
 import telegram
 from telegram.error import BadRequest
 
-from connectors.streaming import StreamState, split
+from connectors.streaming import split
 from connectors.telegram.sender import TelegramSender
 from connectors.telegram.stream import LIMIT, draft_id
 from gateway.core.errors import SendError
 from gateway.core.events import OutboundMessage, ReplyAddress
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.streams import Saved
 
 TOKEN = "123:UNIT"
 PRIVATE = ReplyAddress(platform="telegram", bot="default", channel="555")
 GROUP = ReplyAddress(platform="telegram", bot="default", channel="-100123", thread="23")
-
-
-class Saved:
-    def __init__(self) -> None:
-        self.raw: str | None = None
-        self.state = StreamState()
-        self.paced = 0
-
-    def load(self) -> StreamState:
-        self.state = StreamState.from_json(self.raw)
-        return self.state
-
-    async def pace(self) -> None:
-        self.paced += 1
-
-    async def save(self) -> None:
-        self.raw = self.state.to_json()
 
 
 @pytest.fixture
