@@ -24,6 +24,7 @@ from gateway.core.publish import Publisher
 from gateway.core.routing import Router
 from gateway.core.store.memory import MemoryStore
 from tests.fakes.discord_api import FakeDiscord
+from tests.support.waiting import eventually
 from tests.unit.builders import fixture_json
 
 TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.unit.gateway-token"
@@ -91,18 +92,12 @@ async def running(fake: FakeDiscord, store: MemoryStore | None = None) -> AsyncI
     task = asyncio.create_task(client.run(stop))
     run = Running(fake, client, store, bus, task, accepted)
     try:
-        await until(client.ready, "a live session")
+        await eventually(client.ready, what="a live session")
         yield run
     finally:
         stop.set()
         with contextlib.suppress(ConfigError):
             await asyncio.wait_for(task, 10)
-
-
-async def until(check: Any, what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.01)
 
 
 async def test_messages_are_accepted_in_order_with_their_keys_and_the_bots_own_are_dropped(fake: FakeDiscord) -> None:
@@ -111,7 +106,7 @@ async def test_messages_are_accepted_in_order_with_their_keys_and_the_bots_own_a
         await fake.message_create("two", channel=THREAD, guild=GUILD)
         await fake.message_create("from me", channel=CHANNEL, guild=GUILD, author=fake.bot_user)
         await fake.message_create("dm", channel="1100000000000000077")
-        await until(lambda: _true(len(run.accepted) == 3), "three accepted")
+        await eventually(lambda: len(run.accepted) == 3, what="three accepted")
         saved = await sessions.load(run.store)
     assert run.published() == ["one", "two", "dm"]
     keys = [e.conversation_key for e, _ in run.accepted]
@@ -130,13 +125,13 @@ async def test_a_message_the_broker_refuses_comes_back_with_the_resume_and_is_pu
 ) -> None:
     async with running(fake) as run:
         await fake.message_create("first", channel=CHANNEL, guild=GUILD)
-        await until(lambda: _true(run.published() == ["first"]), "the first published")
+        await eventually(lambda: run.published() == ["first"], what="the first published")
         run.bus.failures = 2  # both attempts refused: the client gives up on this connection
         await fake.message_create("refused at first", channel=CHANNEL, guild=GUILD)
-        await until(lambda: _true(len(fake.ops(6)) == 1), "a RESUME")
-        await until(lambda: _true(len(run.published()) == 2), "the second published")
+        await eventually(lambda: len(fake.ops(6)) == 1, what="a RESUME")
+        await eventually(lambda: len(run.published()) == 2, what="the second published")
         await fake.message_create("third", channel=CHANNEL, guild=GUILD)
-        await until(lambda: _true(len(run.published()) == 3), "the third published")
+        await eventually(lambda: len(run.published()) == 3, what="the third published")
     assert run.published() == ["first", "refused at first", "third"]
     resumed_from = fake.ops(6)[0]["d"]["seq"]
     assert fake.session is not None
@@ -147,12 +142,12 @@ async def test_a_message_the_broker_refuses_comes_back_with_the_resume_and_is_pu
 async def test_reconnect_is_followed_by_a_resume_and_heartbeats_carry_the_seq(fake: FakeDiscord) -> None:
     fake.heartbeat_interval = 100
     async with running(fake) as run:
-        await until(lambda: _true(len(fake.ops(1)) >= 2), "two heartbeats")
+        await eventually(lambda: len(fake.ops(1)) >= 2, what="two heartbeats")
         await fake.reconnect()
-        await until(lambda: _true(len(fake.ops(6)) == 1), "a RESUME")
-        await until(run.client.ready, "live again")
+        await eventually(lambda: len(fake.ops(6)) == 1, what="a RESUME")
+        await eventually(run.client.ready, what="live again")
         await fake.message_create("after reconnect", channel=CHANNEL, guild=GUILD)
-        await until(lambda: _true(run.published() == ["after reconnect"]), "published")
+        await eventually(lambda: run.published() == ["after reconnect"], what="published")
     assert fake.ops(6)[0]["path"] == "/resume"
     assert len(fake.ops(2)) == 1
     assert all(isinstance(op["d"], int) for op in fake.ops(1))  # the last seq, never null after READY
@@ -173,12 +168,8 @@ async def test_a_session_left_in_the_store_is_resumed_at_start(fake: FakeDiscord
         first = fake.session.id
     await fake.message_create("while stopped", channel=CHANNEL, guild=GUILD)
     async with running(fake, store) as again:
-        await until(lambda: _true(again.published() == ["while stopped"]), "the missed message")
+        await eventually(lambda: again.published() == ["while stopped"], what="the missed message")
     assert [op["d"]["session_id"] for op in fake.ops(6)] == [first]
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_an_unparseable_message_is_skipped_and_a_thread_met_first_in_a_message_is_looked_up(
@@ -188,7 +179,7 @@ async def test_an_unparseable_message_is_skipped_and_a_thread_met_first_in_a_mes
         await fake.dispatch("MESSAGE_CREATE", {"id": "not-a-snowflake", "channel_id": CHANNEL, "content": "?"})
         fake.add_channel("1100000000000000010", guild=GUILD, parent=CHANNEL)  # created after GUILD_CREATE
         await fake.message_create("in a new thread", channel="1100000000000000010", guild=GUILD)
-        await until(lambda: _true(len(run.published()) == 1), "the thread message published")
+        await eventually(lambda: len(run.published()) == 1, what="the thread message published")
     [(event, _)] = run.accepted
     assert event.conversation_key == f"discord:{GUILD}:{CHANNEL}:1100000000000000010"
     assert [c.args for c in fake.calls_for("get_channel")] == [{"channel": "1100000000000000010"}]
