@@ -56,7 +56,8 @@ async def test_chat_in_a_browser_survives_a_reload_and_a_consumer_kill(
     consume = await GatewayProcess("consume", env).start()
     try:
         await page.goto(f"{serve.url}/chat")
-        await page.wait_for_function("document.getElementById('status').textContent === 'connected'")
+        # A locator, not wait_for_function: the page's CSP (default-src 'self') rightly refuses eval.
+        await page.locator("#status:text-is('connected')").wait_for(timeout=10_000)
         await page.fill("#text", "hello browser")
         await page.press("#text", "Enter")
         await page.wait_for_selector("#log li.agent:has-text('echo: hello browser')", timeout=20_000)
@@ -107,7 +108,7 @@ async def test_the_widget_opens_the_chat_on_another_page(
         await page.goto(f"http://127.0.0.1:{port}/")
         await page.click("button:has-text('Chat')")
         frame = page.frame_locator("iframe[title=Chat]")
-        await frame.locator("#status:has-text('connected')").wait_for(timeout=10_000)
+        await frame.locator("#status:text-is('connected')").wait_for(timeout=10_000)
         await frame.locator("#text").fill("from the widget")
         await frame.locator("#text").press("Enter")
         await frame.locator("#log li.user:has-text('from the widget')").wait_for()
