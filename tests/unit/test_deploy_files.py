@@ -29,7 +29,16 @@ COMPOSE_FILE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 EXAMPLE_TOML = DEPLOY / "gateway.example.toml"
 
-ROLES = ("serve", "consume")
+ROLES = ("serve", "consume", "discord")
+#: Roles that run exactly one replica: a Discord Gateway connection is one session per bot (two would receive
+#: every message twice), so one pod, replaced with Recreate and resumed from the session kept in Redis.
+SINGLETONS = frozenset({"discord"})
+#: Each role's listening port: its variable and its Settings field.
+PORTS = {
+    "serve": ("GATEWAY_PORT", "port"),
+    "consume": ("GATEWAY_CONSUME_PORT", "consume_port"),
+    "discord": ("GATEWAY_DISCORD_PORT", "discord_port"),
+}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104  (what containers must listen on)
 Doc = dict[str, Any]
 
@@ -114,7 +123,7 @@ def _deployments() -> dict[str, Doc]:
 
 def _role_of(name: str) -> str:
     matches = [r for r in ROLES if re.search(rf"(^|-){r}(-\d+)?$", name)]
-    assert len(matches) == 1, f"cannot tell the role of {name!r}; name it *-serve or *-consume"
+    assert len(matches) == 1, f"cannot tell the role of {name!r}; name it *-serve, *-consume or *-discord"
     return matches[0]
 
 
@@ -276,8 +285,11 @@ def test_compose_runs_two_serve_and_two_consume_from_the_one_image() -> None:
         assert command[:1] == [role], f"{name}: command {command} should start with {role!r}"
         assert (COMPOSE_FILE.parent / svc["build"]["context"]).resolve() == ROOT, f"{name}: context"
         replicas[role] += int(svc.get("deploy", {}).get("replicas", 1))
+        if role in SINGLETONS:
+            assert svc.get("profiles"), f"{name}: optional, behind a profile (it needs its own bot token)"
     assert replicas["serve"] >= 2, replicas
     assert replicas["consume"] >= 2, replicas
+    assert replicas["discord"] == 1, replicas
 
 
 def test_compose_gateways_wait_for_healthy_broker_and_redis() -> None:
@@ -356,7 +368,8 @@ def test_docker_compose_config_accepts_the_file() -> None:
     assert result.returncode == 0, result.stderr
     assert not result.stderr.strip(), result.stderr
     rendered = yaml.safe_load(result.stdout) or {}
-    assert set(rendered.get("services", {})) == set(_compose()["services"]), result.stdout[:2000]
+    default = {name for name, svc in _compose()["services"].items() if not svc.get("profiles")}
+    assert set(rendered.get("services", {})) == default, result.stdout[:2000]
 
 
 # --------------------------------------------------------------------------- gateway.toml
@@ -405,11 +418,15 @@ def test_every_k8s_manifest_is_listed_by_its_kustomization() -> None:
         assert not missing, f"{kfile.relative_to(ROOT)} does not list {sorted(missing)}"
 
 
-def test_both_roles_have_a_deployment() -> None:
+def test_every_role_has_a_deployment() -> None:
     roles = sorted(_role_of(name) for name in _deployments())
     assert roles == sorted(ROLES), roles
     for name, dep in _deployments().items():
-        assert int(dep["spec"]["replicas"]) >= 2, name
+        if _role_of(name) in SINGLETONS:
+            assert int(dep["spec"]["replicas"]) == 1, name
+            assert dep["spec"]["strategy"]["type"] == "Recreate", f"{name}: the old pod must stop first"
+        else:
+            assert int(dep["spec"]["replicas"]) >= 2, name
         assert _labels_match(dep["spec"]["selector"], _pod_labels(dep)), f"{name}: selector vs pod labels"
         args = [*_gateway_container(dep).get("command", []), *_gateway_container(dep).get("args", [])]
         assert args[:1] == [_role_of(name)], f"{name}: runs {args}"
@@ -419,9 +436,7 @@ def test_both_roles_have_a_deployment() -> None:
 def test_probes_hit_healthz_and_readyz_on_the_listening_port(name: str) -> None:
     container = _gateway_container(_deployments()[name])
     env = _container_env(container)
-    variable, field = (
-        ("GATEWAY_CONSUME_PORT", "consume_port") if _role_of(name) == "consume" else ("GATEWAY_PORT", "port")
-    )
+    variable, field = PORTS[_role_of(name)]
     listen = int(env.get(variable) or _default(field))
     assert (env.get("GATEWAY_HOST") or ALL_INTERFACES) in (ALL_INTERFACES, "::"), "listen on all interfaces"
     liveness, readiness = container["livenessProbe"], container["readinessProbe"]
@@ -508,15 +523,27 @@ def test_service_routes_to_serve_container_port() -> None:
             svc_name = svc["metadata"]["name"]
             assert target == listen, f"Service {svc_name} targets {target}, serve listens on {listen}"
             assert port["port"] == 80
-    consume = next(d for n, d in _deployments().items() if _role_of(n) == "consume")
-    for svc in services:
-        assert not _labels_match(svc["spec"]["selector"], _pod_labels(consume)), "a Service selects consume"
+    for name, dep in _deployments().items():
+        if _role_of(name) != "serve":
+            for svc in services:
+                assert not _labels_match(svc["spec"]["selector"], _pod_labels(dep)), f"a Service selects {name}"
+
+
+def test_the_discord_connection_gets_its_bot_token() -> None:
+    discord = next(d for n, d in _deployments().items() if _role_of(n) == "discord")
+    assert "DISCORD_BOT_TOKEN" in _container_env(_gateway_container(discord))
+    assert [*_gateway_container(discord).get("args", [])] == ["discord"]
+    compose = _gateway_services()["discord"]
+    assert "DISCORD_BOT_TOKEN" in _compose_env(compose), "passed through from the host"
 
 
 def test_every_deployment_has_a_pdb() -> None:
     pdbs = _objects("PodDisruptionBudget")
     for name, dep in _deployments().items():
         covering = [p for p in pdbs if _labels_match(p["spec"]["selector"], _pod_labels(dep))]
+        if _role_of(name) in SINGLETONS:  # minAvailable 1 of one pod would block every node drain
+            assert not covering, f"{name}: a singleton must not have a PodDisruptionBudget"
+            continue
         assert len(covering) == 1, f"{name}: {len(covering)} PodDisruptionBudgets"
         assert covering[0]["spec"].get("minAvailable") == 1
 
