@@ -66,6 +66,23 @@ class RatePolicy(Protocol):
 
 
 @dataclass(frozen=True)
+class ChatRates:
+    """The usual shape of a platform's limits: one bucket per chat (channel, conversation, user), kept in the
+    consumer that owns the chat, and one per bot (workspace, tenant, phone number) shared across consumers."""
+
+    platform: str
+    chat_rate: float
+    chat_burst: float
+    bot_rate: float
+
+    def local(self, to: ReplyAddress) -> Sequence[Bucket]:
+        return (Bucket(f"{self.platform}:{to.bot}:{to.channel}", self.chat_rate, self.chat_burst),)
+
+    def shared(self, to: ReplyAddress) -> Sequence[Bucket]:
+        return (Bucket(f"{self.platform}:{to.bot}", self.bot_rate, self.bot_rate),)
+
+
+@dataclass(frozen=True)
 class Unlimited:
     """The explicit policy of a platform whose destination sets no limit (the gateway's own web chat).
 

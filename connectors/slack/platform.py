@@ -10,39 +10,25 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from aiohttp import web
 
 from connectors.base import Connector
 from connectors.outbound import PlatformSender
-from connectors.platform import Bucket, Endpoint, Parts, Platform, SampleRequest
+from connectors.platform import ChatRates, Endpoint, Parts, Platform, SampleRequest
 from connectors.slack import lifecycle, oauth
 from connectors.slack.connector import SlackConnector
 from connectors.slack.sender import SlackSender
 from connectors.slack.verify import sign
 from gateway.core import samples
 from gateway.core.errors import ConfigError
-from gateway.core.events import ReplyAddress
 from gateway.core.settings import Settings
 
 
-@dataclass(frozen=True)
-class SlackRates:
-    channel_rate: float = 1.0
-    channel_burst: float = 3.0
-    workspace_rate: float = 50.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SlackRates:
-        return cls(settings.slack_channel_rate, settings.slack_channel_burst, settings.slack_workspace_rate)
-
-    def local(self, to: ReplyAddress) -> Sequence[Bucket]:
-        return (Bucket(f"slack:{to.bot}:{to.channel}", self.channel_rate, self.channel_burst),)
-
-    def shared(self, to: ReplyAddress) -> Sequence[Bucket]:
-        return (Bucket(f"slack:{to.bot}", self.workspace_rate, self.workspace_rate),)
+def rates(settings: Settings) -> ChatRates:
+    """Per channel (chat.postMessage allows about one message per second per channel) and per workspace."""
+    return ChatRates("slack", settings.slack_channel_rate, settings.slack_channel_burst, settings.slack_workspace_rate)
 
 
 def inbound(parts: Parts, notes: list[str]) -> Connector | None:
@@ -108,7 +94,7 @@ def sample(settings: Settings, args: argparse.Namespace) -> SampleRequest:
 
 PLATFORM = Platform(
     name="slack",
-    rate_policy=SlackRates.from_settings,
+    rate_policy=rates,
     conversation_key="slack:{team}:{channel}:{thread root ts}",
     endpoints=(Endpoint("/slack/{endpoint}"),),
     inbound=inbound,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +19,21 @@ import jwt
 
 from connectors.base import Connector
 from connectors.outbound import PlatformSender
-from connectors.platform import Bucket, Endpoint, Parts, Platform, SampleRequest
+from connectors.platform import ChatRates, Endpoint, Parts, Platform, SampleRequest
 from connectors.teams.auth import ISSUER
 from connectors.teams.connector import TeamsConnector
 from connectors.teams.keys import SigningKeys
 from connectors.teams.sender import TeamsSender
 from gateway.core.errors import ConfigError
-from gateway.core.events import ReplyAddress, new_id
+from gateway.core.events import new_id
 from gateway.core.settings import Settings
 
 
-@dataclass(frozen=True)
-class TeamsRates:
-    conversation_rate: float = 0.5
-    conversation_burst: float = 7.0
-    tenant_rate: float = 50.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TeamsRates:
-        return cls(settings.teams_conversation_rate, settings.teams_conversation_burst, settings.teams_tenant_rate)
-
-    def local(self, to: ReplyAddress) -> Sequence[Bucket]:
-        return (Bucket(f"teams:{to.bot}:{to.channel}", self.conversation_rate, self.conversation_burst),)
-
-    def shared(self, to: ReplyAddress) -> Sequence[Bucket]:
-        return (Bucket(f"teams:{to.bot}", self.tenant_rate, self.tenant_rate),)
+def rates(settings: Settings) -> ChatRates:
+    """Per conversation and per tenant (the Bot Connector's documented per-conversation limits)."""
+    return ChatRates(
+        "teams", settings.teams_conversation_rate, settings.teams_conversation_burst, settings.teams_tenant_rate
+    )
 
 
 def inbound(parts: Parts, notes: list[str]) -> Connector | None:
@@ -144,7 +132,7 @@ def sample(settings: Settings, args: argparse.Namespace) -> SampleRequest:
 
 PLATFORM = Platform(
     name="teams",
-    rate_policy=TeamsRates.from_settings,
+    rate_policy=rates,
     conversation_key="teams:{tenant}:{conversation id, with its ;messageid= reply chain}",
     endpoints=(Endpoint("/teams/{target:messages}"),),
     inbound=inbound,

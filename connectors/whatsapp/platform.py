@@ -12,36 +12,24 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import Connector
 from connectors.outbound import PlatformSender
-from connectors.platform import Bucket, Endpoint, Parts, Platform, SampleRequest
+from connectors.platform import ChatRates, Endpoint, Parts, Platform, SampleRequest
 from connectors.whatsapp.connector import WhatsAppConnector
 from connectors.whatsapp.sender import WhatsAppSender
 from connectors.whatsapp.verify import sign
 from gateway.core.errors import ConfigError
-from gateway.core.events import ReplyAddress, new_id
+from gateway.core.events import new_id
 from gateway.core.settings import Settings
 
 
-@dataclass(frozen=True)
-class WhatsAppRates:
-    number_rate: float = 80.0
-    user_rate: float = 1 / 6
-    user_burst: float = 3.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WhatsAppRates:
-        return cls(settings.whatsapp_number_rate, settings.whatsapp_user_rate, settings.whatsapp_user_burst)
-
-    def local(self, to: ReplyAddress) -> Sequence[Bucket]:
-        return (Bucket(f"whatsapp:{to.bot}:{to.channel}", self.user_rate, self.user_burst),)
-
-    def shared(self, to: ReplyAddress) -> Sequence[Bucket]:
-        return (Bucket(f"whatsapp:{to.bot}", self.number_rate, self.number_rate),)
+def rates(settings: Settings) -> ChatRates:
+    """Per user (about one message every 6 s to one user) and per business phone number (80/s)."""
+    return ChatRates(
+        "whatsapp", settings.whatsapp_user_rate, settings.whatsapp_user_burst, settings.whatsapp_number_rate
+    )
 
 
 def inbound(parts: Parts, notes: list[str]) -> Connector | None:
@@ -115,7 +103,7 @@ def sample(settings: Settings, args: argparse.Namespace) -> SampleRequest:
 
 PLATFORM = Platform(
     name="whatsapp",
-    rate_policy=WhatsAppRates.from_settings,
+    rate_policy=rates,
     conversation_key="whatsapp:{phone number id}:{wa_id}",
     endpoints=(Endpoint("/{target:whatsapp}", "GET"), Endpoint("/{target:whatsapp}")),
     inbound=inbound,

@@ -21,8 +21,7 @@ from opentelemetry.trace import StatusCode
 from agents.context import SessionContext, TurnContext, history_key
 from agents.memory import memory_key
 from agents.registry import AgentFactory
-from connectors.platform import Unlimited
-from connectors.slack.platform import SlackRates
+from connectors.platform import ChatRates, Unlimited
 from consumers.deadletter import DeadLetters
 from consumers.dispatch import DispatchConfig, Dispatcher
 from consumers.outbound import OutboundWorker
@@ -48,7 +47,7 @@ from tests.support.spans import memory_spans
 from tests.support.waiting import eventually
 
 PARTITIONS = 2
-FAST = {"slack": SlackRates(1e6, 1e6, 1e6), "telegram": Unlimited("tests"), "webhook": Unlimited("tests")}
+FAST = {"slack": ChatRates("slack", 1e6, 1e6, 1e6), "telegram": Unlimited("tests"), "webhook": Unlimited("tests")}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from connectors.slack.platform import SlackRates
+from connectors.platform import ChatRates
 from connectors.slack.sender import SlackSender
 from consumers.deadletter import DeadLetters
 from consumers.lanes import Lanes
@@ -48,7 +48,7 @@ async def test_a_fast_stream_is_coalesced_to_the_channel_limit(slack: FakeSlack)
     metrics = Metrics()
     publisher = Publisher(MemoryBus(Topology("unit")), metrics)
     sender = SlackSender("xoxb-unit", slack.base_url)
-    limiter = RateLimiter(store, {"slack": SlackRates(channel_rate=4.0, channel_burst=1.0, workspace_rate=1000.0)})
+    limiter = RateLimiter(store, {"slack": ChatRates("slack", chat_rate=4.0, chat_burst=1.0, bot_rate=1000.0)})
     worker = OutboundWorker(
         {"slack": sender}, store=store, limiter=limiter, dead=DeadLetters(publisher, metrics), metrics=metrics
     )
