@@ -131,7 +131,7 @@ class SlackSender:
         to = message.to
         token = await self._tokens.token_for(to.bot) if self._tokens is not None else self._token
         try:
-            await SlackStream(self._client, token, to, state, io).show(message.text, message.final)
+            await SlackStream(self._client, token, to, state, io, message.id).show(message.text, message.final)
         except SlackApiError as exc:
             raise _refused(exc) from exc
         except TRANSPORT_ERRORS as exc:
