@@ -6,11 +6,18 @@ with ``retryable=True`` only when the request never left this process
 (connection refused, DNS, connect timeout), and ``retryable=False`` for
 everything else: a resent post that the platform had already accepted is a
 duplicate in the chat.
+
+A sender whose platform can be asked "did this message go out already?" also implements
+:class:`FindsSent`: the outbound worker asks it, only for a delivery that may have been sent already (a
+redelivery, a replay, a re-run turn) whose ``sent:`` marker is missing, before posting again. Slack looks for
+the message carrying the outbound id in its metadata (connectors/slack/lookup.py); Discord needs no lookup
+(``enforce_nonce``); Telegram, WhatsApp and Teams have no API to look a sent message up, so a process killed
+between the platform's answer and the marker write can still post one of them twice (docs/contract.md).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -40,3 +47,13 @@ class PlatformSender(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FindsSent(Protocol):
+    """The optional lookup of a sender (see the module's docstring)."""
+
+    async def find_sent(self, message: OutboundMessage) -> dict[str, Any] | None:
+        """What the platform shows for ``message`` if it was posted already (kept as its sent marker), else
+        None. Raises SendError (RateLimited for a 429) when the platform cannot be asked."""
+        ...

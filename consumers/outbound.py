@@ -1,8 +1,10 @@
 """The outbound worker: one platform call per message (through that platform's sender), in order per chat, never twice.
 
-Before a call, the ``sent:{id}`` marker is checked; after a successful call it
-is written. Stream snapshots (``action="stream"``) go through consumers/streams.py,
-which keeps each stream's platform messages in the store; a lane run drops the
+Before a call that may have been made already (:func:`may_be_sent`), the ``sent:{id}`` marker is checked; after
+a successful call it is written. A process killed between the platform's answer and the marker write leaves no
+marker: then a sender that can look its message up (``connectors.outbound.FindsSent``, Slack) is asked, and a
+message it finds is marked sent and not posted again. Stream snapshots (``action="stream"``) go through
+consumers/streams.py, which keeps each stream's platform messages in the store; a lane run drops the
 snapshots a later one of the same stream replaces. A 429 waits the platform's ``Retry-After`` and tries again in the
 same lane (so later messages to that chat stay behind it); a failure before
 the request was sent is retried with backoff; anything else is dead-lettered.
@@ -19,7 +21,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from connectors.outbound import DEFAULT_AMBIENT, PlatformSender
+from connectors.outbound import DEFAULT_AMBIENT, FindsSent, PlatformSender
 from consumers.deadletter import DeadLetters
 from consumers.ratelimit import RateLimiter
 from consumers.streams import Streams, superseded
@@ -136,10 +138,11 @@ class OutboundWorker:
         if message.action == "stream" and self._streams.stale(message):
             await d.ack()  # a newer snapshot of its stream is already shown
             return
-        if may_be_sent(d) and await self._store.get(sent_marker(message.id)) is not None:
+        if may_be_sent(d) and await self._sent_before(platform, message):
             self._metrics.outbound_duplicates.labels(message.to.platform).inc()
-            log.info("outbound_already_sent", message_id=message.id)
             await d.ack()
+            return
+        if not d.alive():  # its channel died during the lookup
             return
         # Bound for this message only: the next log line of the lane must not carry its ids.
         with (
@@ -161,6 +164,37 @@ class OutboundWorker:
             ) as current,
         ):
             await self._send_with_retries(d, platform, message, current)
+
+    async def _sent_before(self, platform: PlatformSender, message: OutboundMessage) -> bool:
+        """The marker says it was sent, or (no marker) the platform shows it: then it is marked now."""
+        if await self._store.get(sent_marker(message.id)) is not None:
+            log.info("outbound_already_sent", message_id=message.id)
+            return True
+        if message.action == "stream" or not isinstance(platform, FindsSent):
+            return False  # a stream keeps its own state (consumers/streams.py); the others cannot look
+        found = await self._find_sent(platform, message)
+        if found is None:
+            return False
+        log.info("outbound_found_sent", message_id=message.id, platform=message.to.platform)
+        await self._mark_sent(message, found)
+        return True
+
+    async def _find_sent(self, platform: FindsSent, message: OutboundMessage) -> dict[str, Any] | None:
+        """The platform's lookup, its 429s waited out like a send's; a lookup that fails otherwise finds nothing
+        (the message is posted, as without a lookup)."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await platform.find_sent(message)
+            except RateLimited as exc:
+                self._metrics.rate_limited.labels(message.to.platform).inc()
+                log.info("sent_lookup_rate_limited", retry_after=exc.retry_after, attempt=attempt)
+                if attempt < self._attempts:
+                    await asyncio.sleep(exc.retry_after)
+            except SendError as exc:
+                log.warning("sent_lookup_failed", message_id=message.id, error=str(exc))
+                return None
+        log.warning("sent_lookup_failed", message_id=message.id, error="rate limited on every attempt")
+        return None
 
     async def _typing(self, platform: PlatformSender, message: OutboundMessage) -> None:
         try:

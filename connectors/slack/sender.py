@@ -7,6 +7,9 @@ https://api.slack.com/methods/chat.postMessage
 
 The token is the workspace's (``ReplyAddress.bot`` is the team id) when the app is installed across
 workspaces (``connectors/slack/tokens.py``), else the one ``SLACK_BOT_TOKEN``.
+
+Every post carries its outbound message id in message ``metadata``, so that :meth:`SlackSender.find_sent` can
+tell a reply that went out before its process died (connectors/slack/lookup.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors.outbound import TRANSPORT_ERRORS, transport_error
+from connectors.slack import lookup
 from connectors.slack import status as surface
 from connectors.slack.stream import SlackStream
 from connectors.streaming import StreamIO, StreamState
@@ -81,7 +85,12 @@ class SlackSender:
                 await getattr(self._client, method.replace(".", "_"))(token=token, **args)
                 return {"method": method}
             if message.action == "reply":
-                kwargs: dict[str, Any] = {"channel": to.channel, "text": message.text, "token": token}
+                kwargs: dict[str, Any] = {
+                    "channel": to.channel,
+                    "text": message.text,
+                    "token": token,
+                    "metadata": lookup.metadata_for(message.id),
+                }
                 if to.thread:
                     kwargs["thread_ts"] = to.thread
                 if message.extra.get("blocks"):
@@ -104,12 +113,25 @@ class SlackSender:
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, platform="slack", target="Slack") from exc
 
+    async def find_sent(self, message: OutboundMessage) -> dict[str, Any] | None:
+        """The reply Slack already shows for ``message`` (found by its metadata), else None; only replies are
+        looked up (a reaction is refused twice by Slack, the rest is idempotent)."""
+        if message.action != "reply":
+            return None
+        token = await self._tokens.token_for(message.to.bot) if self._tokens is not None else self._token
+        try:
+            return await lookup.find_post(self._client, token, message)
+        except SlackApiError as exc:
+            raise _refused(exc) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, platform="slack", target="Slack") from exc
+
     async def stream(self, message: OutboundMessage, state: StreamState, io: StreamIO) -> None:
         """A stream snapshot: native streaming in the thread, else post-and-edit (connectors/slack/stream.py)."""
         to = message.to
         token = await self._tokens.token_for(to.bot) if self._tokens is not None else self._token
         try:
-            await SlackStream(self._client, token, to, state, io).show(message.text, message.final)
+            await SlackStream(self._client, token, to, state, io, message.id).show(message.text, message.final)
         except SlackApiError as exc:
             raise _refused(exc) from exc
         except TRANSPORT_ERRORS as exc:

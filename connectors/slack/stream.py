@@ -16,7 +16,9 @@ into messages of at most :data:`LIMIT` characters.
 
 Calls that are not idempotent are announced in the store first: a part is saved (without its ``ts``) before
 the call that creates its message, and found that way it is looked up in the thread (``conversations.replies``)
-before a second one is made; a part is saved as ``unsure`` before an ``appendStream``, and found unsure (its
+before a second one is made (a ``chat.postMessage`` part carries the stream's outbound id and its part number in
+message metadata, connectors/slack/lookup.py, and is found by it; a ``chat.startStream`` part by its text); a
+part is saved as ``unsure`` before an ``appendStream``, and found unsure (its
 process died during the call) it is stopped and rewritten whole with ``chat.update``.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from connectors.slack import lookup
 from connectors.streaming import Part, StreamIO, StreamState, split, visible
 from gateway.core.events import ReplyAddress
 
@@ -52,7 +55,16 @@ def error_of(exc: SlackApiError) -> str:
 
 
 class SlackStream:
-    def __init__(self, client: AsyncWebClient, token: str | None, to: ReplyAddress, state: StreamState, io: StreamIO):
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        token: str | None,
+        to: ReplyAddress,
+        state: StreamState,
+        io: StreamIO,
+        message_id: str = "",
+    ):
+        self._message_id = message_id
         self._client = client
         self._token = token
         self._to = to
@@ -107,17 +119,26 @@ class SlackStream:
         self._state.mode = "edit"
         await self._io.pace()
         resp = await self._client.chat_postMessage(
-            token=self._token, channel=to.channel, text=piece, thread_ts=to.thread
+            token=self._token, channel=to.channel, text=piece, thread_ts=to.thread, metadata=self._metadata(part)
         )
         part.ref, part.text, part.unsure, part.closed = str(resp.get("ts")), piece, False, closing
         await self._io.save()
+
+    def _metadata(self, part: Part) -> dict[str, object] | None:
+        if not self._message_id:
+            return None
+        return lookup.metadata_for(self._message_id, part=self._index(part))
+
+    def _index(self, part: Part) -> int:
+        return next(i for i, p in enumerate(self._state.parts) if p is part)
 
     async def _adopt(self, part: Part) -> bool:
         """A part whose creation was under way when its process died: find the message it made, if it did.
 
         The thread's bot messages since the inbound one (``conversations.replies``, which needs the history
-        scope of the conversation type) are searched for one that shows exactly the intended text and belongs to
-        no other part. Found: it is this part's, and the stream goes on appending to it (or rewrites it with
+        scope of the conversation type) are searched for the one whose metadata names this stream and part, else
+        one that shows exactly the intended text and belongs to no other part. Found: it is this part's, and the
+        stream goes on appending to it (or rewrites it with
         ``chat.update`` if its stream has ended meanwhile). Not found, or the replies
         cannot be read: it is made now (without the scope, a crash in that moment can show the start twice)."""
         to = self._to
@@ -125,16 +146,24 @@ class SlackStream:
             return False
         try:
             resp = await self._client.conversations_replies(
-                token=self._token, channel=to.channel, ts=to.thread, oldest=to.message or to.thread, limit=200
+                token=self._token,
+                channel=to.channel,
+                ts=to.thread,
+                oldest=to.message or to.thread,
+                limit=200,
+                include_all_metadata=True,
             )
         except SlackApiError:
             return False
         taken = {p.ref for p in self._state.parts if p.ref}
-        for m in resp.get("messages") or []:
-            if m.get("bot_id") and m.get("text") == part.text and str(m.get("ts")) not in taken:
-                part.ref, part.unsure = str(m["ts"]), False
-                await self._io.save()
-                return True
+        shown = [m for m in resp.get("messages") or [] if m.get("bot_id") and str(m.get("ts")) not in taken]
+        index = self._index(part)
+        ours = [m for m in shown if self._message_id and lookup.carries(m, self._message_id, part=index)]
+        others = [m for m in shown if not (self._message_id and lookup.carries(m, self._message_id))]
+        for m in ours or [m for m in others if m.get("text") == part.text]:
+            part.ref, part.unsure = str(m["ts"]), False
+            await self._io.save()
+            return True
         return False
 
     async def _grow(self, part: Part, piece: str, closing: bool) -> None:

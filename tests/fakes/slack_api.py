@@ -37,6 +37,17 @@ stopped (``message_not_in_streaming_state``). ``fake.streaming = False`` (or ``P
 ``chat.update`` refuses a message that does not exist (``message_not_found``). Every visible change is in
 ``timeline`` (tests/fakes/base.py ``Shown``).
 
+Message metadata (followed: docs.slack.dev "Using message metadata", the ``metadata`` argument of
+``chat.postMessage`` and ``include_all_metadata`` of ``conversations.replies``/``conversations.history``, checked
+2026-12): ``metadata`` must be an object (or its JSON) with a string ``event_type`` and an object
+``event_payload``, else ``invalid_metadata_format``; an ``event_type`` with other characters than letters, digits,
+``_`` and ``-`` is dropped and the post answered with the warning ``invalid_metadata_schema``, as Slack does. The
+metadata is kept on the message and returned by ``conversations.replies``/``conversations.history`` only with
+``include_all_metadata``. Both read methods honour ``oldest``/``latest`` (exclusive unless ``inclusive``),
+``limit`` and cursors (``has_more``, ``response_metadata.next_cursor``); ``conversations.history`` returns the
+channel's messages outside threads (and thread roots), newest first. No size limit of metadata is documented
+there, so the fake sets none.
+
 Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` prints
 ``READY http://127.0.0.1:PORT/api/``.
 """
@@ -44,6 +55,7 @@ Run standalone: ``python -m tests.fakes.slack_api --port 0 --token xoxb-test`` p
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -57,6 +69,8 @@ __all__ = ["FakeSlack"]
 
 # Arguments Slack accepts as JSON-encoded strings in form/query encodings.
 _JSON_STRING_ARGS = frozenset({"blocks", "attachments", "metadata", "unfurl_links_payload"})
+#: What an ``event_type`` may hold (docs.slack.dev "Using message metadata").
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class FakeSlack(ChatFake):
@@ -206,6 +220,7 @@ class FakeSlack(ChatFake):
             "agents.sessions.setStatus": self._session_set_status,
             "agents.sessions.rename": self._session_rename,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             **(
                 {
                     "chat.startStream": self._chat_start_stream,
@@ -251,6 +266,9 @@ class FakeSlack(ChatFake):
         error = self._message_error(args)
         if error:
             return {"ok": False, "error": error}
+        metadata, warning = _checked_metadata(args.get("metadata"))
+        if warning == "invalid_metadata_format":
+            return {"ok": False, "error": warning}
         channel = str(args["channel"])
         ts = self._next_ts()
         message: dict[str, Any] = {
@@ -268,28 +286,44 @@ class FakeSlack(ChatFake):
             self._threads.add(where)
             if self.statuses.get(where):  # Slack removes the status when the app posts in the thread
                 self.statuses[where] = ""
-        for key in ("blocks", "attachments", "metadata"):
+        for key in ("blocks", "attachments"):
             if args.get(key):
                 message[key] = args[key]
+        if metadata is not None:
+            message["metadata"] = metadata
         self._posted[(channel, ts)] = message
         self._messages.append(args)
         self.show(channel, ts, message["text"])
-        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        answer: dict[str, Any] = {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if warning:
+            answer["warning"] = warning
+        return answer
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The bot's messages of a thread (the fake keeps no others), oldest first; ``oldest`` bounds them."""
+        """The bot's messages of a thread (the fake keeps no others), oldest first."""
         channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
         if not ts:
             return {"ok": False, "error": "thread_not_found"}
-        oldest = float(args.get("oldest") or 0)
         found = [
-            dict(m)
+            m
             for (c, mts), m in sorted(self._posted.items(), key=lambda kv: float(kv[0][1]))
-            if c == channel and (m.get("thread_ts") == ts or mts == ts) and float(mts) >= oldest
+            if c == channel and (m.get("thread_ts") == ts or mts == ts)
         ]
-        return {"ok": True, "messages": found, "has_more": False}
+        return _page(found, args, default_limit=1000)
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The channel's messages outside threads (and thread roots), newest first."""
+        channel = str(args.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        found = [
+            m
+            for (c, mts), m in sorted(self._posted.items(), key=lambda kv: -float(kv[0][1]))
+            if c == channel and m.get("thread_ts", mts) == mts
+        ]
+        return _page(found, args, default_limit=100)
 
     def _chat_start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel"):
@@ -451,6 +485,48 @@ class FakeSlack(ChatFake):
 
     def _session_rename(self, args: dict[str, Any]) -> dict[str, Any]:
         return self._title(args)
+
+
+def _checked_metadata(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The metadata a post keeps, and the error or warning Slack answers for it."""
+    if raw is None or raw == "":
+        return None, None
+    if not (isinstance(raw, dict) and isinstance(raw.get("event_type"), str)):
+        return None, "invalid_metadata_format"
+    if not isinstance(raw.get("event_payload"), dict):
+        return None, "invalid_metadata_format"
+    if not _EVENT_TYPE.fullmatch(raw["event_type"]):
+        return None, "invalid_metadata_schema"  # a warning: the message is posted, its metadata ignored
+    return {"event_type": raw["event_type"], "event_payload": raw["event_payload"]}, None
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _page(messages: list[dict[str, Any]], args: dict[str, Any], *, default_limit: int) -> dict[str, Any]:
+    """One page of ``messages`` (in the method's order) as conversations.replies/history answer it."""
+    inclusive = _flag(args.get("inclusive"))
+    oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or "inf")
+
+    def within(ts: float) -> bool:
+        if inclusive:
+            return oldest <= ts <= latest
+        return (oldest < ts or not args.get("oldest")) and (ts < latest or not args.get("latest"))
+
+    shown = [m for m in messages if within(float(m["ts"]))]
+    try:
+        limit = max(1, min(int(args.get("limit") or default_limit), 1000))
+        start = int(str(args.get("cursor") or "0").removeprefix("next:"))
+    except ValueError:
+        return {"ok": False, "error": "invalid_cursor"}
+    page = shown[start : start + limit]
+    with_metadata = _flag(args.get("include_all_metadata"))
+    out = [{k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in page]
+    more = start + limit < len(shown)
+    answer: dict[str, Any] = {"ok": True, "messages": out, "has_more": more}
+    answer["response_metadata"] = {"next_cursor": f"next:{start + limit}" if more else ""}
+    return answer
 
 
 def _maybe_json(key: str, value: str) -> Any:

@@ -126,6 +126,29 @@ async def test_a_message_made_just_before_a_crash_is_found_not_made_twice(
     assert message["text"] == "The answer is 42."
 
 
+async def test_a_posted_part_is_found_by_its_metadata_even_when_another_shows_the_same_text(
+    slack: FakeSlack, sender: SlackSender
+) -> None:
+    """Post-and-edit: the post went out with the stream's id and part number in its metadata, the process died
+    before saving its ts; a bot message with the same text (another answer's) is not taken for it."""
+    slack.streaming = False
+    client = AsyncWebClient(token="xoxb-unit", base_url=slack.base_url)
+    await client.chat_postMessage(channel="C1", thread_ts=TO.thread, text="The ans")  # not this stream's
+    saved = Saved()
+    await push(sender, saved, "The ans", 1)
+    ((_, posted), *_) = [p for p in slack.posts if p[1].get("metadata")]
+    assert posted["metadata"] == {"event_type": "gateway_outbound", "event_payload": {"id": "ev:a:1", "part": 0}}
+    ours = saved.load().parts[0].ref
+    lost = saved.load()
+    lost.parts[0] = Part(text="The ans", unsure=True)  # as saved before the post: no ts
+    saved.state = lost
+    await saved.save()
+    await push(sender, saved, "The answer", 2, final=True)
+    texts = {m["ts"]: m["text"] for m in slack.created("C1", TO.thread or "")}
+    assert texts[ours] == "The answer"
+    assert sorted(texts.values()) == ["The ans", "The answer"]
+
+
 async def test_a_message_never_made_is_made_on_resume(slack: FakeSlack, sender: SlackSender) -> None:
     saved = Saved()
     saved.load().parts.append(Part(text="The ans", unsure=True, native=True))
