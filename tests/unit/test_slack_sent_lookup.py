@@ -12,8 +12,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from connectors.platform import ChatRates
 from connectors.slack import lookup
-from connectors.slack.platform import SlackRates
 from connectors.slack.sender import SlackSender
 from consumers.deadletter import DeadLetters
 from consumers.outbound import OutboundWorker, sent_marker
@@ -169,7 +169,7 @@ def store() -> MemoryStore:
 @pytest.fixture
 def worker(sender: SlackSender, store: MemoryStore) -> OutboundWorker:
     metrics = Metrics()
-    limiter = RateLimiter(store, {"slack": SlackRates(1e6, 1e6, 1e6)})
+    limiter = RateLimiter(store, {"slack": ChatRates("slack", 1e6, 1e6, 1e6)})
     dead = DeadLetters(Publisher(MemoryBus(Topology("unit")), metrics), metrics)
     return OutboundWorker({"slack": sender}, store=store, limiter=limiter, dead=dead, metrics=metrics)
 
