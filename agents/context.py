@@ -249,20 +249,11 @@ class TurnContext(SessionContext):
 
     async def reply(self, text: str, **extra: Any) -> str:
         """Answer in the conversation (Slack thread, Telegram chat/topic, webhook callback)."""
-        message = self.prepare_reply(text, **extra)
-        self.send(message)
-        return message.id
-
-    def prepare_reply(self, text: str, **extra: Any) -> OutboundMessage:
-        """A reply whose id is taken now, in order with the replies and streams after it, that goes out only
-        once passed to :meth:`send` (a flow saves its state before its replies go out, agents/flows/flow.py)."""
         if not text.strip():
             raise ValueError("reply text is empty")
-        return self._message("reply", text=text, extra=extra)
-
-    def send(self, message: OutboundMessage) -> None:
-        """Add a :meth:`prepare_reply` message to the turn's replies."""
+        message = self._message("reply", text=text, extra=extra)
         self.outbox.append(message)
+        return message.id
 
     def stream(self) -> ReplyStream:
         """A reply written piece by piece: ``async with ctx.stream() as s: await s.write(delta)``.

@@ -14,11 +14,6 @@ A flow is an agent (``[agents.ticket] path = "examples.ticket_flow:flow"``), or 
 4. past the last step, ``on_done(ctx, data)`` (the schema's instance) may answer; the next message starts over;
 5. the new state is saved (a version the turn claims), then the turn's replies go out.
 
-On a streaming route the free-text step's model call streams (agents/flows/model_step.py): what the model
-writes shows as it comes, ahead of the save, and ends as one of the turn's replies, in its place among them.
-Each reply takes its message id when the flow says it (``ctx.prepare_reply``), so the streamed one and the
-others keep the ids a repeated turn gives them again (the state's ``replies``, sent with ``ctx.reply``).
-
 Steps that need no model make no model call: deterministic steps and branches are plain Python.
 """
 
@@ -35,8 +30,7 @@ from agents.flows.instructions import Instructions
 from agents.flows.state import FlowState
 from agents.flows.step import END, FlowError, Step
 from agents.models import ChatModel
-from agents.streaming import ReplyStream
-from gateway.core.events import Event, OutboundMessage
+from gateway.core.events import Event
 from gateway.core.sessions import scoped
 
 if TYPE_CHECKING:
@@ -48,29 +42,10 @@ OnDone = Callable[["TurnContext", Any], Awaitable[str | None]]
 
 @dataclass
 class _Turn:
-    """What one turn of the flow said (each reply with its message id taken in order: a prepared reply, or
-    the stream the model wrote into) and whether it used the user's text already."""
+    """What one turn of the flow said and whether it used the user's text already."""
 
-    ctx: TurnContext
     replies: list[str] = field(default_factory=list)
-    outgoing: list[OutboundMessage | ReplyStream] = field(default_factory=list)
     consumed: bool = False
-
-    def say(self, text: str) -> None:
-        self.replies.append(text)
-        self.outgoing.append(self.ctx.prepare_reply(text))
-
-    def streamed(self, stream: ReplyStream) -> None:
-        """The model's streamed text is one of the replies (it shows already; it is finished when sent)."""
-        self.replies.append(stream.text)
-        self.outgoing.append(stream)
-
-    async def send(self) -> None:
-        for item in self.outgoing:
-            if isinstance(item, ReplyStream):
-                await item.finish()
-            else:
-                self.ctx.send(item)
 
 
 class Flow:
@@ -133,10 +108,11 @@ class Flow:
             ctx.log.info("flow_turn_repeated", flow=self.name, step=saved.step, version=saved.v)
             return
         text = "\n".join(e.text for e in ctx.events if e.id in fresh and e.text.strip())
-        turn = _Turn(ctx)
+        turn = _Turn()
         after = await self._advance(ctx, agent, saved, text, turn)
         await state.save(ctx.store, ctx.agent, key, after.after(ids, again + turn.replies), ttl=ctx.memory_ttl)
-        await turn.send()
+        for reply in turn.replies:
+            await ctx.reply(reply)
         ctx.log.info("flow_turn", flow=self.name, step=after.step, done=after.done, version=after.v + 1)
 
     async def _advance(self, ctx: TurnContext, agent: Agent, saved: FlowState, text: str, turn: _Turn) -> FlowState:
@@ -148,7 +124,7 @@ class Flow:
             if step.model is not None and not await self._collect(ctx, agent, step, s, text, turn):
                 return s
             if step.model is None and step.text(s.data).strip():
-                turn.say(step.text(s.data))
+                turn.replies.append(step.text(s.data))
             s = self._go(step, s)
             if s.done:
                 await self._finish(ctx, s, turn)
@@ -161,7 +137,7 @@ class Flow:
         missing = [f for f in step.fields if f not in s.data]
         if missing and not turn.consumed:
             turn.consumed = True
-            errors, said = await self._take(ctx, agent, step, s, text, missing, turn)
+            errors, said = await self._take(ctx, agent, step, s, text, missing)
             if errors:
                 s.attempts += 1
                 return self._ask(step, s, turn, " ".join([*errors.values(), step.text(s.data)]))
@@ -176,7 +152,7 @@ class Flow:
         return self._ask(step, s, turn, question)
 
     async def _take(
-        self, ctx: TurnContext, agent: Agent, step: Step, s: FlowState, text: str, missing: list[str], turn: _Turn
+        self, ctx: TurnContext, agent: Agent, step: Step, s: FlowState, text: str, missing: list[str]
     ) -> tuple[dict[str, str], str | None]:
         """Values from the text, then from the model when the step allows free text; the refusals and
         what the model said instead of filling slots."""
@@ -193,15 +169,11 @@ class Flow:
             s.data.update(more.values)
             filled.errors = {k: v for k, v in filled.errors.items() if k not in more.values} | more.errors
             said = answer.text if not answer.slots else None
-            if answer.stream is not None:  # on the screen already: a reply whatever the step does next
-                turn.streamed(answer.stream)
-                said = "" if said is not None else None  # said: the step asked, with no reply to add
         return filled.errors, said
 
     @staticmethod
     def _ask(step: Step, s: FlowState, turn: _Turn, text: str) -> bool:
-        if text:
-            turn.say(text)
+        turn.replies.append(text)
         s.asked = True
         return False
 
@@ -225,7 +197,7 @@ class Flow:
             return
         said = await self.on_done(ctx, self.result(s.data))
         if said:
-            turn.say(said)
+            turn.replies.append(said)
 
     def result(self, data: Mapping[str, Any]) -> Any:
         """The collected data as the flow's schema (a dict without one)."""

@@ -3,15 +3,12 @@
 ``gateway handoff KEY`` puts the conversation in ``human`` state (Redis, ``conv:{KEY}``): its events still
 arrive in order and are kept in its history (``gateway history KEY`` marks them ``[human]``), but no agent
 runs and nothing is answered. The ``[handoff]`` targets of gateway.toml (``slack_channel``, ``webhook_url``)
-are notified through the outbound queue, once per handoff. ``--release`` gives the conversation back (the next
-event goes to the agent again), tells the same targets, and tells the user in the conversation (``[handoff]
-release_text``, default "You're back with the assistant."; ``release_text = ""`` says nothing). ``--list``
-shows every conversation that is with a person. An agent hands off by itself with its ``handoff`` tool
-(``Agent(..., handoff=True)``).
+are notified through the outbound queue, once per handoff. ``--release`` gives the conversation back (the
+next event goes to the agent again) and tells the same targets. ``--list`` shows every conversation that is
+with a person. An agent hands off by itself with its ``handoff`` tool (``Agent(..., handoff=True)``).
 
-Needs REDIS_URL, and AMQP_URL when ``[handoff]`` names a target or (``--release``) the user is told. Exit
-status 0; 1 when Redis or RabbitMQ does not answer; 2 on bad configuration; 4 when ``--release`` names a
-conversation that is not handed off.
+Needs REDIS_URL, and AMQP_URL when ``[handoff]`` names a target. Exit status 0; 1 when Redis or RabbitMQ does
+not answer; 2 on bad configuration; 4 when ``--release`` names a conversation that is not handed off.
 """
 
 from __future__ import annotations
@@ -41,9 +38,6 @@ def _when(at: float) -> str:
 
 async def _notify(settings: Settings, config: HandoffConfig, record: handoff.Handoff, *, released: bool) -> int:
     messages = handoff.notices(config, record, event_id=record.notice_id, released=released)
-    back = handoff.release_notice(config, record) if released else None
-    if back is not None:  # published like a reply of the conversation: its partition, its chat's rate limit
-        messages.append(back)
     if not messages:
         return 0
     async with open_broker(settings, "handoff", timeout=10) as bus:
@@ -75,8 +69,7 @@ def _record(r: handoff.Handoff) -> dict[str, Any]:
 
 async def _change(settings: Settings, args: argparse.Namespace) -> int:
     config = settings.load_file().handoff
-    tells_user = args.release and config.release_text != ""
-    if (config.slack_channel or config.webhook_url or tells_user) and settings.amqp_url is None:
+    if (config.slack_channel or config.webhook_url) and settings.amqp_url is None:
         raise ConfigError("`gateway handoff` needs AMQP_URL: [handoff] notices go out through the outbound queue")
     store = make_store(settings)
     try:

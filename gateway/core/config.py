@@ -208,9 +208,6 @@ class HandoffConfig(_Strict):
     webhook_url: str | None = Field(None, pattern=r"^https?://")
     #: The variable holding the ``whsec_...`` secret that signs those callbacks (required with webhook_url).
     webhook_secret_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    #: What the user reads in the conversation when ``gateway handoff KEY --release`` gives it back (unset:
-    #: "You're back with the assistant."; ``""``: nothing is said in the conversation).
-    release_text: str | None = Field(None, max_length=1000)
 
     @model_validator(mode="after")
     def _secret_with_url(self) -> HandoffConfig:

@@ -14,13 +14,6 @@ next event goes to the agent again.
 
 The notice goes through the outbound queue like any reply (rate-limited, and sent once: its id is fixed
 for one handoff), to ``[handoff] slack_channel`` and/or a signed callback to ``[handoff] webhook_url``.
-
-On release the user is told too, in the conversation itself (``[handoff] release_text``, default
-:data:`RELEASE_TEXT`; ``""`` says nothing): an outbound reply on the conversation's own key, so it queues
-behind its other replies, under the chat's rate limit, with an id fixed for the handoff (never sent twice).
-Its address is the conversation's latest one the gateway saw: the field ``handoff_to`` of ``conv:{KEY}``,
-written when an agent hands off and with every message kept for a person. An operator's handoff of a
-conversation that said nothing since has no address yet: the release then tells only the targets.
 """
 
 from __future__ import annotations
@@ -28,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,10 +35,6 @@ INDEX = "handoffs"
 FIELD = "handoff"
 #: The webhook "source" name that signs handoff callbacks (a real source name cannot start with "@").
 WEBHOOK_SIGNER = "@handoff"
-#: The field of ``conv:{KEY}`` that holds the conversation's latest reply address (JSON), for the release notice.
-TO_FIELD = "handoff_to"
-#: What the user reads in the conversation when it is released (``[handoff] release_text`` replaces it).
-RELEASE_TEXT = "You're back with the assistant."
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +46,9 @@ class Handoff:
     #: ``agent:NAME`` when an agent's tool asked, ``operator`` for ``gateway handoff KEY``.
     by: str
     since: float
-    #: Where the conversation answers (read back on release; not part of the record's JSON).
-    to: ReplyAddress | None = field(default=None, compare=False)
 
     def to_json(self) -> str:
-        return json.dumps({"key": self.key, "reason": self.reason, "by": self.by, "since": self.since})
+        return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, raw: str) -> Handoff:
@@ -81,50 +67,27 @@ async def current(store: Store, conversation_key: str) -> Handoff | None:
 
 
 async def hand_off(
-    store: Store,
-    conversation_key: str,
-    *,
-    reason: str,
-    by: str,
-    ttl: float | None = None,
-    to: ReplyAddress | None = None,
+    store: Store, conversation_key: str, *, reason: str, by: str, ttl: float | None = None
 ) -> tuple[Handoff, bool]:
     """Put the conversation in ``human`` state; (the record, whether it was new). A conversation already
     handed off keeps its first record (and so its notice id: a retried turn notifies once). ``ttl``: the
-    conversation's retention (``GATEWAY_HISTORY_TTL``), renewed here. ``to``: the conversation's address
-    (the event that asked), where the release notice goes."""
+    conversation's retention (``GATEWAY_HISTORY_TTL``), renewed here."""
     record = Handoff(conversation_key, reason, by, time.time())
     existing = await store.hclaim(record_key(conversation_key), FIELD, record.to_json())
     if existing is not None:
         record = Handoff.from_json(existing)
     raw = record.to_json()
-    writes: list[Awaitable[None]] = [
-        store.hput(record_key(conversation_key), FIELD, raw, ttl=ttl),
-        store.hput(INDEX, conversation_key, raw),
-    ]
-    if to is not None:
-        writes.append(remember_address(store, conversation_key, to, ttl=ttl))
-    await asyncio.gather(*writes)
-    return replace(record, to=to), existing is None
-
-
-def remember_address(store: Store, conversation_key: str, to: ReplyAddress, *, ttl: float | None) -> Awaitable[None]:
-    """Keep ``to`` as the address the release notice goes to (the latest message of the conversation)."""
-    return store.hput(record_key(conversation_key), TO_FIELD, to.model_dump_json(exclude_none=True), ttl=ttl)
+    await asyncio.gather(
+        store.hput(record_key(conversation_key), FIELD, raw, ttl=ttl), store.hput(INDEX, conversation_key, raw)
+    )
+    return record, existing is None
 
 
 async def release(store: Store, conversation_key: str) -> Handoff | None:
-    """Give the conversation back to its agent; the record it had (with ``to``, the conversation's latest
-    address, when one was kept), None when it was not handed off."""
-    raw, to = await store.hmget(record_key(conversation_key), [FIELD, TO_FIELD])
-    await asyncio.gather(
-        store.hdel(record_key(conversation_key), FIELD),
-        store.hdel(record_key(conversation_key), TO_FIELD),
-        store.hdel(INDEX, conversation_key),
-    )
-    if raw is None:
-        return None
-    return replace(Handoff.from_json(raw), to=None if to is None else ReplyAddress.model_validate_json(to))
+    """Give the conversation back to its agent; the record it had, None when it was not handed off."""
+    record = await current(store, conversation_key)
+    await asyncio.gather(store.hdel(record_key(conversation_key), FIELD), store.hdel(INDEX, conversation_key))
+    return record
 
 
 async def listed(store: Store) -> list[Handoff]:
@@ -154,21 +117,6 @@ def notice_text(record: Handoff, *, released: bool = False) -> str:
         lines.append(f"Open it in Slack: {link}{thread}")
     lines.append(f"Read it: `gateway history {key}`. Give it back: `gateway handoff {key} --release`.")
     return "\n".join(lines)
-
-
-def release_notice(config: HandoffConfig, record: Handoff) -> OutboundMessage | None:
-    """The short reply that tells the user, in their conversation, that the assistant answers again; None
-    without an address or with ``release_text = ""``. One id per handoff: a repeated release sends it once."""
-    text = RELEASE_TEXT if config.release_text is None else config.release_text
-    if record.to is None or not text.strip():
-        return None
-    return OutboundMessage(
-        id=f"{record.notice_id}:released:conversation",
-        event_id=record.notice_id,
-        conversation_key=record.key,
-        to=record.to.model_copy(update={"message": None}),  # a reply in the chat/thread, not to one message
-        text=text,
-    )
 
 
 def notices(config: HandoffConfig, record: Handoff, *, event_id: str, released: bool = False) -> list[OutboundMessage]:

@@ -6,7 +6,6 @@ fake OpenAI server reached by the real openai client, and the flow state lives i
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -112,56 +111,6 @@ async def test_the_ticket_flow_collects_reasks_and_sums_up_through_slack(
     assert saved.v == 5  # one version per message
     assert int(usage["in"]) > 0  # the free-text step's tokens were counted
     assert int(usage["turns"]) == 1  # turns that spent no tokens add nothing to the usage hashes
-
-
-QUESTION = "Sorry to hear that! " + " ".join(f"Tell me word{i}" for i in range(12)) + ": what went wrong with it?"
-
-
-def asks_then_fills(request: dict[str, Any]) -> ModelReply:
-    """A question in words for a vague message (streamed), the slots for a clear one."""
-    if "never" in request["messages"][-1]["content"]:
-        return tool_call_reply("fill_slots", {"problem": "The parcel never arrived", "category": "missing"})
-    return text_reply(QUESTION)
-
-
-async def test_on_a_streaming_route_the_flow_model_text_grows_in_one_message_then_the_flow_goes_on(
-    services, slack, telegram, openai_fake, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    openai_fake.script(asks_then_fills)
-    openai_fake.stream_delay = 0.03  # about 30 chunks: several snapshots
-    env = env_for(services, slack, telegram, openai_fake, tmp_path) | {"GATEWAY_STREAM": "1"}
-    gw = await GatewayProcess("dev", env).start()
-    thread = Thread(gw, slack, "1700000800.000001")
-    try:
-        assert await thread.say("A-3001") == ["What went wrong with order A-3001?"]  # no model: posted whole
-        thread.n += 1
-        body = samples.slack_message("hmm", channel="CFLOW", thread_ts=thread.thread, ts=f"1700000800.{thread.n:06d}")
-        assert await post(f"{gw.url}/slack/events", body, slack_headers(SLACK_SECRET, body)) == 200
-        await slack.wait_until(
-            lambda: any(s.chat == "CFLOW" and s.final and s.text == QUESTION for s in slack.timeline), 20, "the final"
-        )
-        streamed = slack.created("CFLOW", thread.thread)[-1]
-        assert streamed["text"] == QUESTION
-        texts = [st.text for st in slack.steps("CFLOW", streamed["ts"])]
-        assert len(set(texts)) >= 3, texts  # the answer grew
-        assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
-        assert texts[-1] == QUESTION
-        assert await thread.say("it never showed up") == ["How can we reach you? (email or phone)"]
-    finally:
-        assert await gw.terminate() == 0
-    assert [m["text"] for m in slack.created("CFLOW", thread.thread)] == [
-        "What went wrong with order A-3001?",
-        QUESTION,  # one message for the streamed turn
-        "How can we reach you? (email or phone)",
-    ]
-    assert [r.get("stream") for r in openai_fake.requests] == [True, True]
-    store = RedisStore(services[1], services[2])
-    try:
-        saved = FlowState.from_json(await store.get(state_key("ticket", f"slack:T0DEV:CFLOW:{thread.thread}")))
-    finally:
-        await store.close()
-    assert saved.step == "contact"
-    assert saved.data["category"] == "missing"
 
 
 async def test_flow_state_survives_a_consumer_killed_mid_flow(services, slack, telegram, openai_fake, tmp_path) -> None:  # type: ignore[no-untyped-def]

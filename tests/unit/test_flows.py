@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
@@ -369,58 +368,3 @@ def test_gateway_toml_loads_a_flow_and_says_when_its_free_text_has_no_model(monk
     loaded, problems = agents_and_problems(Settings(), with_provider)
     assert problems == []
     assert loaded["ticket"].instance() is ticket_flow
-
-
-class StreamingModel(Model):
-    """A model that streams each answer's text word by word (agents/models.py StreamingModel)."""
-
-    async def stream(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
-    ) -> AsyncIterator[str | ModelTurn]:
-        turn = await self.complete(messages, tools)
-        for word in (turn.content or "").split(" "):
-            yield word + " "
-        yield turn
-
-
-class Problem(BaseModel):
-    problem: str = Field(min_length=5, description="what went wrong")
-
-
-def greeting_flow() -> Flow:
-    return Flow("greet", steps=[Step("hello", prompt="Hi!"), Step("problem", collect=Problem, free_text=True)])
-
-
-async def test_on_a_streaming_route_the_model_text_of_a_flow_streams_in_its_place_among_the_replies() -> None:
-    flow = greeting_flow()
-    flow.use_model(StreamingModel(ModelTurn("What happened to it?", []), ModelTurn("unused", [])))
-    chat = Chat(flow)
-    shown: list[OutboundMessage] = []
-    first = chat.ctx("hmm", ids=["e-stream"])
-    first.streaming = True
-    first._send_now = lambda m: _keep(shown, m)  # type: ignore[method-assign]
-    await flow.on_event(first, first.event)
-    assert first.replies == ["Hi!", "What happened to it? "]
-    assert [m.action for m in first.outbox] == ["reply", "stream"]
-    assert first.outbox[1].final
-    assert first.outbox[1].id == first.streams[0].id
-    assert all(m.id == first.streams[0].id and not m.final for m in shown)  # snapshots (e2e: the text grows)
-    again = chat.ctx("hmm", ids=["e-stream"])  # redelivered after the save: the same ids, nothing streams
-    await flow.on_event(again, again.event)
-    assert [(m.id, m.text) for m in again.outbox] == [(m.id, m.text) for m in first.outbox]
-
-
-async def test_a_streamed_model_call_that_only_fills_slots_opens_no_stream() -> None:
-    flow = greeting_flow()
-    flow.use_model(StreamingModel(fill(problem="The parcel never arrived")))
-    chat = Chat(flow)
-    ctx = chat.ctx("it never came")
-    ctx.streaming = True
-    await flow.on_event(ctx, ctx.event)
-    assert ctx.replies == ["Hi!"]
-    assert ctx.streams == []
-    assert (await chat.state()).done
-
-
-async def _keep(shown: list[OutboundMessage], message: OutboundMessage) -> None:
-    shown.append(message)

@@ -13,7 +13,6 @@ from gateway.commands.status import format_report
 from gateway.core import handoff
 from gateway.core.config import HandoffConfig, load_config_file
 from gateway.core.errors import ConfigError
-from gateway.core.events import ReplyAddress
 from gateway.core.store.memory import MemoryStore
 from tests.unit.test_agent_tools import ScriptedModel, make_ctx
 from tests.unit.test_operators_status import report
@@ -110,31 +109,3 @@ def test_status_shows_how_many_conversations_are_with_a_person() -> None:
     lines = format_report({**report(), "handed_off": 2})
     assert "with a person: 2 conversations  (gateway handoff --list)" in lines
     assert not any("with a person" in line for line in format_report({**report(), "handed_off": 0}))
-
-
-async def test_the_release_notice_goes_to_the_latest_address_once_per_handoff() -> None:
-    store = MemoryStore("unit")
-    asked = ReplyAddress(platform="slack", bot="T1", channel="C9", thread="1700000000.000100", message="1.1")
-    record, _ = await handoff.hand_off(store, KEY, reason="refund", by="agent:support", to=asked)
-    later = asked.model_copy(update={"message": "1.2"})
-    await handoff.remember_address(store, KEY, later, ttl=None)  # the user wrote while with a person
-    released = await handoff.release(store, KEY)
-    assert released is not None
-    notice = handoff.release_notice(HandoffConfig(), released)
-    assert notice is not None
-    assert notice.text == "You're back with the assistant."
-    assert notice.conversation_key == KEY  # its own partition and chat rate limit, behind its replies
-    assert notice.to == later.model_copy(update={"message": None})
-    again = handoff.release_notice(HandoffConfig(), released)
-    assert again is not None
-    assert again.id == notice.id == f"{record.notice_id}:released:conversation"  # sent once: the sender dedupes
-    custom = handoff.release_notice(HandoffConfig(release_text="A bot again."), released)
-    assert custom is not None
-    assert custom.text == "A bot again."
-    assert handoff.release_notice(HandoffConfig(release_text=""), released) is None
-    assert await store.hget("conv:" + KEY, handoff.TO_FIELD) is None  # the address goes with the handoff
-    operator, _ = await handoff.hand_off(store, KEY, reason="vip", by="operator")
-    bare = await handoff.release(store, KEY)
-    assert bare == operator
-    assert bare is not None
-    assert handoff.release_notice(HandoffConfig(), bare) is None  # no address known: nothing to say it to
