@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from connectors.webhooks.signing import secret_key, verify
-from gateway.core import samples
+from gateway.core import handoff, samples, sessions
+from gateway.core.store.redis import RedisStore
 from tests.e2e.conftest import REPLY_SECRET, SLACK_SECRET, TELEGRAM_SECRET, gateway_env
 from tests.e2e.test_operators import gateway_cli, with_root
 from tests.fakes.openai_api import FakeOpenAI, ModelReply, text_reply, tool_call_reply
@@ -256,16 +257,29 @@ async def test_release_tells_the_user_in_their_slack_thread_once_however_often_i
         await eventually(lambda: notices(slack) or None, timeout=20, what="the handoff notice")
         await say("hello?")
         await kept(env, key, ["hello?"])
-        # two operators release it at once: both may read the record, and both publish the same ids
-        both = await asyncio.gather(*(gateway_cli(env, "handoff", key, "--release") for _ in range(2)))
+        store = RedisStore(services[1], services[2])
+        try:
+            fields = [handoff.FIELD, handoff.TO_FIELD]
+            record = dict(zip(fields, await store.hmget(sessions.record_key(key), fields), strict=True))
+            # two operators release it at once: both may read the record, and both publish the same ids
+            both = await asyncio.gather(*(gateway_cli(env, "handoff", key, "--release") for _ in range(2)))
+            await answered(3)
+            # and for certain: a release that read the record before the first one deleted it
+            for field, value in record.items():
+                assert value is not None
+                await store.hput(sessions.record_key(key), field, value)
+            late, _, late_err = await gateway_cli(env, "handoff", key, "--release")
+        finally:
+            await store.close()
         third, _, third_err = await gateway_cli(env, "handoff", key, "--release")
-        await say("thanks, all good")
+        await say("thanks, all good")  # its answer queues behind the late release's notice in the thread
         thread_texts = await answered(4)
         await eventually(lambda: len(notices(slack)) >= 2 or None, timeout=20, what="the release notice")
         ops = notices(slack)
     finally:
         assert await gw.terminate() == 0
     assert sorted(code for code, _, _ in both) in ([0, 0], [0, 4]), both
+    assert late == 0, late_err
     assert third == 4, third_err
     assert thread_texts == ["bot: hi", "A colleague will answer you here.", BACK, "bot: thanks, all good"]
     assert in_thread().count(BACK) == 1  # published once or twice, posted once
