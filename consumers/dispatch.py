@@ -373,7 +373,12 @@ class Dispatcher:
         """The turn asked for a person: the conversation goes to ``human`` state before its replies are
         queued (so the next event finds it there), and the notices go out with them, once per handoff."""
         record, new = await handoff.hand_off(
-            self._store, key, reason=ctx.handoff_reason or "", by=f"agent:{agent}", ttl=self._cfg.history_ttl
+            self._store,
+            key,
+            reason=ctx.handoff_reason or "",
+            by=f"agent:{agent}",
+            ttl=self._cfg.history_ttl,
+            reply_to=ctx.event.reply_to,
         )
         if new:
             log.info("conversation_handed_off", reason=record.reason)
@@ -500,6 +505,8 @@ class Dispatcher:
         ]
         record, ttl = sessions.record_key(key), self._cfg.history_ttl
         writes += [self._store.hput(record, name, value, ttl=ttl) for name, value in (changes or {}).items()]
+        if human:  # where the release notice goes: the latest event's place (gateway/core/handoff.py)
+            writes.append(handoff.seen(self._store, key, events[-1].reply_to, ttl=ttl))
         if human and ttl is not None:  # each message kept for a person renews the handoff, like the history
             writes.append(self._store.expire(record, ttl))
         await asyncio.gather(*writes)  # one round trip on Redis

@@ -15,6 +15,13 @@ A flow is an agent (``[agents.ticket] path = "examples.ticket_flow:flow"``), or 
 5. the new state is saved (a version the turn claims), then the turn's replies go out.
 
 Steps that need no model make no model call: deterministic steps and branches are plain Python.
+
+On a streaming route (``stream = true`` / ``GATEWAY_STREAM``) the model's text of a free-text step shows as
+it is written, through ``ctx.stream()`` like the ``llm`` agent's answers (agents/flows/model_step.py): the
+replies before it join the turn's outbox first, so the ids and the order are those of a route that does
+not stream. The state keeps which replies were streamed, and a repeated turn sends those as a stream again
+(the sender continues the same platform message). Text the user saw stays a reply even when the same model
+answer also filled slots (the flow then asks its next question after it).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from agents.flows.instructions import Instructions
 from agents.flows.state import FlowState
 from agents.flows.step import END, FlowError, Step
 from agents.models import ChatModel
+from agents.streaming import ReplyStream
 from gateway.core.events import Event
 from gateway.core.sessions import scoped
 
@@ -46,6 +54,10 @@ class _Turn:
 
     replies: list[str] = field(default_factory=list)
     consumed: bool = False
+    #: How many of ``replies`` are in the turn's outbox already (the ones before a streamed reply).
+    sent: int = 0
+    #: Positions in ``replies`` that were streamed.
+    streamed: list[int] = field(default_factory=list)
 
 
 class Flow:
@@ -102,16 +114,22 @@ class Flow:
         saved = await state.load(ctx.store, ctx.agent, key)
         ids = [e.id for e in ctx.events]
         fresh, again = saved.pending(ids)
-        for text in again:
-            await ctx.reply(text)
+        for i, text in enumerate(again):
+            if i in saved.streamed and ctx.streaming:
+                await ctx.stream().finish(text)  # the same id: the sender continues the message it had
+            else:
+                await ctx.reply(text)
         if not fresh:
             ctx.log.info("flow_turn_repeated", flow=self.name, step=saved.step, version=saved.v)
             return
         text = "\n".join(e.text for e in ctx.events if e.id in fresh and e.text.strip())
         turn = _Turn()
         after = await self._advance(ctx, agent, saved, text, turn)
-        await state.save(ctx.store, ctx.agent, key, after.after(ids, again + turn.replies), ttl=ctx.memory_ttl)
-        for reply in turn.replies:
+        streamed = [i for i in saved.streamed if i < len(again)] + [len(again) + i for i in turn.streamed]
+        await state.save(
+            ctx.store, ctx.agent, key, after.after(ids, again + turn.replies, streamed), ttl=ctx.memory_ttl
+        )
+        for reply in turn.replies[turn.sent :]:
             await ctx.reply(reply)
         ctx.log.info("flow_turn", flow=self.name, step=after.step, done=after.done, version=after.v + 1)
 
@@ -137,12 +155,12 @@ class Flow:
         missing = [f for f in step.fields if f not in s.data]
         if missing and not turn.consumed:
             turn.consumed = True
-            errors, said = await self._take(ctx, agent, step, s, text, missing)
+            errors, said = await self._take(ctx, agent, step, s, text, missing, turn)
             if errors:
                 s.attempts += 1
                 return self._ask(step, s, turn, " ".join([*errors.values(), step.text(s.data)]))
             if said is not None:
-                return self._ask(step, s, turn, said)
+                return self._ask(step, s, turn, said) if said else self._asked(s)
         still = [f for f in step.fields if f not in s.data]
         if not still:
             return True
@@ -152,10 +170,10 @@ class Flow:
         return self._ask(step, s, turn, question)
 
     async def _take(
-        self, ctx: TurnContext, agent: Agent, step: Step, s: FlowState, text: str, missing: list[str]
+        self, ctx: TurnContext, agent: Agent, step: Step, s: FlowState, text: str, missing: list[str], turn: _Turn
     ) -> tuple[dict[str, str], str | None]:
         """Values from the text, then from the model when the step allows free text; the refusals and
-        what the model said instead of filling slots."""
+        what the model said instead of filling slots ("" when it was streamed: in ``turn`` already)."""
         assert step.model is not None
         found = slots.extract(step.model, missing, text, whole_text=s.asked and not step.free_text)
         filled = slots.validate(step.model, s.data, found)
@@ -164,16 +182,40 @@ class Flow:
         said = None
         if still and step.free_text and text.strip():
             prompt = "\n\n".join(p for p in (agent.instructions, self.instructions.render()) if p.strip())
-            answer = await model_step.fill(ctx, agent.model_for(ctx), prompt, step, s.data, still, text)
+            model = agent.model_for(ctx)
+
+            async def open_stream() -> ReplyStream:
+                for reply in turn.replies[turn.sent :]:  # what came before goes first, with the ids it has
+                    await ctx.reply(reply)
+                turn.sent = len(turn.replies)
+                return ctx.stream()
+
+            opener = open_stream if model_step.can_stream(ctx, model) else None
+            answer = await model_step.fill(ctx, model, prompt, step, s.data, still, text, open_stream=opener)
             more = slots.validate(step.model, s.data, answer.slots)
             s.data.update(more.values)
             filled.errors = {k: v for k, v in filled.errors.items() if k not in more.values} | more.errors
             said = answer.text if not answer.slots else None
+            if answer.live is not None and answer.live.text.strip():  # the user saw it: it is a reply
+                if said is not None:
+                    await answer.live.finish(said)  # the model's whole content, as the stream showed it
+                else:
+                    await answer.live.finish()
+                turn.streamed.append(len(turn.replies))
+                turn.replies.append(answer.live.text)
+                turn.sent = len(turn.replies)
+                said = "" if said is not None else None  # said already: the step asked
         return filled.errors, said
 
     @staticmethod
     def _ask(step: Step, s: FlowState, turn: _Turn, text: str) -> bool:
         turn.replies.append(text)
+        s.asked = True
+        return False
+
+    @staticmethod
+    def _asked(s: FlowState) -> bool:
+        """The step's answer went out already (streamed): the step waits for the user's next message."""
         s.asked = True
         return False
 

@@ -3,7 +3,7 @@
 ``flow:{agent}:{conversation key}`` holds one JSON document::
 
     {"v": 7, "step": "contact", "asked": true, "data": {"order_number": "A-1042"}, "attempts": 1,
-     "done": false, "events": ["<event ids of the turn that wrote v7>"], "replies": ["..."]}
+     "done": false, "events": ["<event ids of the turn that wrote v7>"], "replies": ["..."], "streamed": [0]}
 
 Why each part:
 
@@ -50,6 +50,9 @@ class FlowState:
     done: bool = False
     events: list[str] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    #: Positions in ``replies`` that were streamed (sent again as a stream, so a retry continues the same
+    #: platform message rather than posting a second one). Missing in states written before: none.
+    streamed: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -69,9 +72,9 @@ class FlowState:
         fresh = [e for e in events if e not in self.events]
         return fresh, (list(self.replies) if len(fresh) < len(events) else [])
 
-    def after(self, events: Sequence[str], replies: Sequence[str]) -> FlowState:
+    def after(self, events: Sequence[str], replies: Sequence[str], streamed: Sequence[int] = ()) -> FlowState:
         """This state as a turn's result: the next version, with the turn's events and what it sent."""
-        return replace(self, v=self.v + 1, events=list(events), replies=list(replies))
+        return replace(self, v=self.v + 1, events=list(events), replies=list(replies), streamed=list(streamed))
 
 
 async def load(store: Store, agent: str, conversation_key: str) -> FlowState:

@@ -4,11 +4,13 @@
 arrive in order and are kept in its history (``gateway history KEY`` marks them ``[human]``), but no agent
 runs and nothing is answered. The ``[handoff]`` targets of gateway.toml (``slack_channel``, ``webhook_url``)
 are notified through the outbound queue, once per handoff. ``--release`` gives the conversation back (the
-next event goes to the agent again) and tells the same targets. ``--list`` shows every conversation that is
+next event goes to the agent again) and tells the same targets, and the user in the conversation itself
+(``[handoff] release_text``, "" for nothing). ``--list`` shows every conversation that is
 with a person. An agent hands off by itself with its ``handoff`` tool (``Agent(..., handoff=True)``).
 
-Needs REDIS_URL, and AMQP_URL when ``[handoff]`` names a target. Exit status 0; 1 when Redis or RabbitMQ does
-not answer; 2 on bad configuration; 4 when ``--release`` names a conversation that is not handed off.
+Needs REDIS_URL, and AMQP_URL when ``[handoff]`` names a target or has a release_text (the default).
+Exit status 0; 1 when Redis or RabbitMQ does not answer; 2 on bad configuration; 4 when ``--release``
+names a conversation that is not handed off.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ async def _notify(settings: Settings, config: HandoffConfig, record: handoff.Han
     async with open_broker(settings, "handoff", timeout=10) as bus:
         publisher = Publisher(bus, Metrics())
         for message in messages:
-            await publisher.outbound(message)
+            # A release that ran twice (two operators at once) publishes the same ids: the sender sends one.
+            await publisher.outbound(message, recheck=released)
     return len(messages)
 
 
@@ -71,6 +74,8 @@ async def _change(settings: Settings, args: argparse.Namespace) -> int:
     config = settings.load_file().handoff
     if (config.slack_channel or config.webhook_url) and settings.amqp_url is None:
         raise ConfigError("`gateway handoff` needs AMQP_URL: [handoff] notices go out through the outbound queue")
+    if args.release and config.release_text and settings.amqp_url is None:
+        raise ConfigError("`gateway handoff --release` needs AMQP_URL: [handoff] release_text goes out as a reply")
     store = make_store(settings)
     try:
         if args.release:

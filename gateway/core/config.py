@@ -208,6 +208,8 @@ class HandoffConfig(_Strict):
     webhook_url: str | None = Field(None, pattern=r"^https?://")
     #: The variable holding the ``whsec_...`` secret that signs those callbacks (required with webhook_url).
     webhook_secret_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: Said in the conversation itself when an operator releases it ("" says nothing there).
+    release_text: str = Field("You're back with the assistant.", max_length=4000)
 
     @model_validator(mode="after")
     def _secret_with_url(self) -> HandoffConfig:

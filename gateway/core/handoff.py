@@ -14,16 +14,27 @@ next event goes to the agent again.
 
 The notice goes through the outbound queue like any reply (rate-limited, and sent once: its id is fixed
 for one handoff), to ``[handoff] slack_channel`` and/or a signed callback to ``[handoff] webhook_url``.
+
+On release the user is told too, in their own conversation (``[handoff] release_text``; "" turns it off):
+one message to the reply address of the conversation's latest event, kept in the field ``handoff_to`` of
+``conv:{KEY}`` (written by the turn that handed off and by each event kept for a person; an operator's
+handoff of a conversation nobody wrote in since has no address yet, and so no such message). Its id is
+``{notice_id}:released:conversation``: a release that runs twice tells the user once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
+
+from pydantic import ValidationError
 
 from gateway.core.config import HandoffConfig
 from gateway.core.events import OutboundMessage, ReplyAddress
@@ -33,6 +44,8 @@ from gateway.core.store.base import Store
 INDEX = "handoffs"
 #: The field of ``conv:{KEY}`` that holds the record.
 FIELD = "handoff"
+#: The field of ``conv:{KEY}`` that holds the reply address of the latest event while handed off.
+TO_FIELD = "handoff_to"
 #: The webhook "source" name that signs handoff callbacks (a real source name cannot start with "@").
 WEBHOOK_SIGNER = "@handoff"
 
@@ -46,14 +59,27 @@ class Handoff:
     #: ``agent:NAME`` when an agent's tool asked, ``operator`` for ``gateway handoff KEY``.
     by: str
     since: float
+    #: Where the conversation is answered: the event that handed off, or the latest one kept for a person.
+    #: None for a record written before the gateway kept it, or an operator's handoff nobody wrote in since.
+    reply_to: ReplyAddress | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        d = {k: v for k, v in asdict(self).items() if k != "reply_to"}
+        if self.reply_to is not None:
+            d["reply_to"] = self.reply_to.model_dump(mode="json", exclude_none=True)
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, raw: str) -> Handoff:
         d = json.loads(raw)
-        return cls(key=str(d["key"]), reason=str(d.get("reason", "")), by=str(d.get("by", "")), since=float(d["since"]))
+        to = d.get("reply_to")
+        return cls(
+            key=str(d["key"]),
+            reason=str(d.get("reason", "")),
+            by=str(d.get("by", "")),
+            since=float(d["since"]),
+            reply_to=ReplyAddress.model_validate(to) if isinstance(to, dict) else None,
+        )
 
     @property
     def notice_id(self) -> str:
@@ -67,26 +93,50 @@ async def current(store: Store, conversation_key: str) -> Handoff | None:
 
 
 async def hand_off(
-    store: Store, conversation_key: str, *, reason: str, by: str, ttl: float | None = None
+    store: Store,
+    conversation_key: str,
+    *,
+    reason: str,
+    by: str,
+    ttl: float | None = None,
+    reply_to: ReplyAddress | None = None,
 ) -> tuple[Handoff, bool]:
     """Put the conversation in ``human`` state; (the record, whether it was new). A conversation already
     handed off keeps its first record (and so its notice id: a retried turn notifies once). ``ttl``: the
-    conversation's retention (``GATEWAY_HISTORY_TTL``), renewed here."""
-    record = Handoff(conversation_key, reason, by, time.time())
+    conversation's retention (``GATEWAY_HISTORY_TTL``), renewed here. ``reply_to``: the address of the
+    event that handed off (None for an operator's ``gateway handoff KEY``)."""
+    record = Handoff(conversation_key, reason, by, time.time(), reply_to)
     existing = await store.hclaim(record_key(conversation_key), FIELD, record.to_json())
     if existing is not None:
         record = Handoff.from_json(existing)
     raw = record.to_json()
-    await asyncio.gather(
-        store.hput(record_key(conversation_key), FIELD, raw, ttl=ttl), store.hput(INDEX, conversation_key, raw)
-    )
+    writes: list[Awaitable[None]] = [
+        store.hput(record_key(conversation_key), FIELD, raw, ttl=ttl),
+        store.hput(INDEX, conversation_key, raw),
+    ]
+    if reply_to is not None:
+        writes.append(seen(store, conversation_key, reply_to, ttl=ttl))
+    await asyncio.gather(*writes)
     return record, existing is None
 
 
+def seen(store: Store, conversation_key: str, address: ReplyAddress, *, ttl: float | None = None) -> Awaitable[None]:
+    """Keep ``address`` (an event's ``reply_to``) as where the conversation's release notice goes."""
+    return store.hput(record_key(conversation_key), TO_FIELD, address.model_dump_json(exclude_none=True), ttl=ttl)
+
+
 async def release(store: Store, conversation_key: str) -> Handoff | None:
-    """Give the conversation back to its agent; the record it had, None when it was not handed off."""
-    record = await current(store, conversation_key)
-    await asyncio.gather(store.hdel(record_key(conversation_key), FIELD), store.hdel(INDEX, conversation_key))
+    """Give the conversation back to its agent; the record it had (its ``reply_to`` the latest address kept
+    for it), None when it was not handed off."""
+    conv = record_key(conversation_key)
+    raw, to = await store.hmget(conv, [FIELD, TO_FIELD])
+    await asyncio.gather(store.hdel(conv, FIELD), store.hdel(conv, TO_FIELD), store.hdel(INDEX, conversation_key))
+    if raw is None:
+        return None
+    record = Handoff.from_json(raw)
+    if to is not None:
+        with contextlib.suppress(ValidationError):
+            record = dataclasses.replace(record, reply_to=ReplyAddress.model_validate_json(to))
     return record
 
 
@@ -159,6 +209,17 @@ def notices(config: HandoffConfig, record: Handoff, *, event_id: str, released: 
                 ),
                 text=text,
                 extra={"handoff": detail},
+            )
+        )
+    if released and config.release_text and record.reply_to is not None:
+        out.append(
+            OutboundMessage(
+                id=f"{record.notice_id}{suffix}:conversation",
+                event_id=event_id,
+                # The conversation's own key: its partition, behind the conversation's other replies.
+                conversation_key=record.key,
+                to=record.reply_to,
+                text=config.release_text,
             )
         )
     return out

@@ -4,6 +4,7 @@ through the real clients; `gateway handoff`, `gateway history --json` and `gatew
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 
 from connectors.webhooks.signing import secret_key, verify
-from gateway.core import samples
-from tests.e2e.conftest import REPLY_SECRET, TELEGRAM_SECRET, gateway_env
+from gateway.core import handoff, samples, sessions
+from gateway.core.store.redis import RedisStore
+from tests.e2e.conftest import REPLY_SECRET, SLACK_SECRET, TELEGRAM_SECRET, gateway_env
 from tests.e2e.test_operators import gateway_cli, with_root
 from tests.fakes.openai_api import FakeOpenAI, ModelReply, text_reply, tool_call_reply
 from tests.fakes.slack_api import FakeSlack
@@ -22,11 +24,13 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support.processes import GatewayProcess, post
 from tests.support.services import service_env
+from tests.support.signing import slack_headers
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, "Content-Type": "application/json"}
 HUMANS = "CHUMANS1"
+BACK = "You're back with the assistant."  # [handoff] release_text's default
 
 
 @pytest.fixture
@@ -146,7 +150,7 @@ async def test_the_agent_hands_off_a_person_answers_and_release_gives_it_back(
         code, out, err = await gateway_cli(env, "handoff", chat.key, "--release")
         assert code == 0, err
         await chat.say("thanks, all good")
-        answers = await chat.answered(3)
+        answers = await chat.answered(4)
         released = await eventually(lambda: n[1:] if len(n := notices(slack)) >= 2 else None, timeout=20, what="2")
     finally:
         assert await gw.terminate() == 0
@@ -154,7 +158,7 @@ async def test_the_agent_hands_off_a_person_answers_and_release_gives_it_back(
     assert "the customer asked for a person" in notice
     assert "agent:support" in notice
     assert f"gateway history {chat.key}" in notice
-    assert answers[2] == "bot: thanks, all good"
+    assert answers[2:] == [BACK, "bot: thanks, all good"]  # told in the conversation, before the next answer
     assert len(notices(slack)) == 2
     assert "is back with its agent" in released[0]
     # the callback is signed the Standard Webhooks way, with the [handoff] secret
@@ -202,7 +206,7 @@ async def test_an_operator_hands_off_and_releases_a_conversation(
         assert code == 0, err
         missing, _, missing_err = await gateway_cli(env, "handoff", chat.key, "--release")
         await chat.say("hello again")
-        answers = await chat.answered(1)
+        answers = await chat.answered(2)
         await eventually(lambda: len(notices(slack)) >= 2 or None, timeout=20, what="the release notice")
         hooks = await receiver.wait_for_requests(2, path="/hooks/handoff", timeout=20)
     finally:
@@ -215,5 +219,69 @@ async def test_an_operator_hands_off_and_releases_a_conversation(
     assert len(notices(slack)) == 2  # the second `gateway handoff` of the same conversation notified nobody
     assert missing == 4
     assert "not handed off" in missing_err
-    assert answers == ["bot: hello again"]
+    assert answers == [BACK, "bot: hello again"]
     assert sorted(h.json()["state"] for h in hooks) == ["agent", "human"]
+
+
+async def test_release_tells_the_user_in_their_slack_thread_once_however_often_it_runs(
+    services: tuple[str, str, str],
+    slack: FakeSlack,
+    telegram: FakeTelegram,
+    openai_fake: FakeOpenAI,
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    openai_fake.script(support_model)
+    gw, env = await start(services, slack, telegram, openai_fake, receiver, tmp_path)
+    channel, thread = "CCONV1", "1700000100.000100"
+    key = f"slack:T0DEV:{channel}:{thread}"
+    said = 0
+
+    async def say(text: str) -> None:
+        nonlocal said
+        said += 1
+        body = samples.slack_message(text, channel=channel, thread_ts=thread, ts=f"1700000100.{said + 100:06d}")
+        assert await post(f"{gw.url}/slack/events", body, slack_headers(SLACK_SECRET, body)) == 200
+
+    def in_thread() -> list[str]:
+        return [m["text"] for m in slack.messages if m["channel"] == channel and m.get("thread_ts") == thread]
+
+    async def answered(n: int) -> list[str]:
+        return await eventually(lambda: t if len(t := in_thread()) >= n else None, timeout=20, what=f"{n} in thread")
+
+    try:
+        await say("hi")
+        await answered(1)
+        await say("I want a person please")
+        await answered(2)
+        await eventually(lambda: notices(slack) or None, timeout=20, what="the handoff notice")
+        await say("hello?")
+        await kept(env, key, ["hello?"])
+        store = RedisStore(services[1], services[2])
+        try:
+            fields = [handoff.FIELD, handoff.TO_FIELD]
+            record = dict(zip(fields, await store.hmget(sessions.record_key(key), fields), strict=True))
+            # two operators release it at once: both may read the record, and both publish the same ids
+            both = await asyncio.gather(*(gateway_cli(env, "handoff", key, "--release") for _ in range(2)))
+            await answered(3)
+            # and for certain: a release that read the record before the first one deleted it
+            for field, value in record.items():
+                assert value is not None
+                await store.hput(sessions.record_key(key), field, value)
+            late, _, late_err = await gateway_cli(env, "handoff", key, "--release")
+        finally:
+            await store.close()
+        third, _, third_err = await gateway_cli(env, "handoff", key, "--release")
+        await say("thanks, all good")  # its answer queues behind the late release's notice in the thread
+        thread_texts = await answered(4)
+        await eventually(lambda: len(notices(slack)) >= 2 or None, timeout=20, what="the release notice")
+        ops = notices(slack)
+    finally:
+        assert await gw.terminate() == 0
+    assert sorted(code for code, _, _ in both) in ([0, 0], [0, 4]), both
+    assert late == 0, late_err
+    assert third == 4, third_err
+    assert thread_texts == ["bot: hi", "A colleague will answer you here.", BACK, "bot: thanks, all good"]
+    assert in_thread().count(BACK) == 1  # published once or twice, posted once
+    assert len(ops) == 2  # the handoff channel: the notice and the release, once each
+    assert "is back with its agent" in ops[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,9 +11,10 @@ from agents import HANDOFF_TOOL, Agent, ModelTurn, ToolCall
 from agents.context import Turn
 from gateway.commands.history import render, turn_dict
 from gateway.commands.status import format_report
-from gateway.core import handoff
+from gateway.core import handoff, sessions
 from gateway.core.config import HandoffConfig, load_config_file
 from gateway.core.errors import ConfigError
+from gateway.core.events import ReplyAddress
 from gateway.core.store.memory import MemoryStore
 from tests.unit.test_agent_tools import ScriptedModel, make_ctx
 from tests.unit.test_operators_status import report
@@ -109,3 +111,45 @@ def test_status_shows_how_many_conversations_are_with_a_person() -> None:
     lines = format_report({**report(), "handed_off": 2})
     assert "with a person: 2 conversations  (gateway handoff --list)" in lines
     assert not any("with a person" in line for line in format_report({**report(), "handed_off": 0}))
+
+
+ROOM = ReplyAddress(platform="slack", bot="T1", channel="C9", thread="1700000000.000100", message="1700000000.000200")
+
+
+def test_a_record_written_before_the_reply_address_was_kept_still_reads() -> None:
+    old = json.dumps({"key": KEY, "reason": "refund", "by": "operator", "since": 1700000000.5})
+    record = handoff.Handoff.from_json(old)
+    assert record.reply_to is None
+    assert handoff.Handoff.from_json(record.to_json()) == record
+    with_address = dataclasses.replace(record, reply_to=ROOM)
+    assert handoff.Handoff.from_json(with_address.to_json()) == with_address
+
+
+async def test_release_tells_the_conversation_at_its_latest_address_once() -> None:
+    store = MemoryStore("unit")
+    record, _ = await handoff.hand_off(store, KEY, reason="refund", by="agent:support", reply_to=ROOM)
+    later = ROOM.model_copy(update={"message": "1700000000.000900"})
+    await handoff.seen(store, KEY, later)
+    released = await handoff.release(store, KEY)
+    assert released is not None
+    assert released.reply_to == later
+    assert await handoff.release(store, KEY) is None
+    assert await store.hget(sessions.record_key(KEY), handoff.TO_FIELD) is None  # nothing left behind
+    [user] = handoff.notices(HandoffConfig(), released, event_id="e1", released=True)
+    assert user.id == f"{record.notice_id}:released:conversation"
+    assert user.to == later
+    assert user.conversation_key == KEY  # the conversation's partition, behind its other replies
+    assert user.text == "You're back with the assistant."
+    assert handoff.notices(HandoffConfig(), released, event_id="e1") == []  # a handoff says nothing there
+    assert handoff.notices(HandoffConfig(release_text=""), released, event_id="e1", released=True) == []
+    custom = handoff.notices(HandoffConfig(release_text="The bot is back."), released, event_id="e2", released=True)
+    assert [(m.id, m.text) for m in custom] == [(user.id, "The bot is back.")]
+
+
+async def test_an_operator_handoff_nobody_wrote_in_has_no_conversation_notice() -> None:
+    store = MemoryStore("unit")
+    await handoff.hand_off(store, KEY, reason="VIP", by="operator")
+    released = await handoff.release(store, KEY)
+    assert released is not None
+    assert released.reply_to is None
+    assert handoff.notices(HandoffConfig(), released, event_id="e1", released=True) == []
