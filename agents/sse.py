@@ -10,7 +10,7 @@ streamed) always uses the SDK.
 
 Followed: OpenAI's chat streaming reference (https://platform.openai.com/docs/api-reference/chat-streaming,
 ``chat.completion.chunk``) and the SSE format of the HTML standard (``data:`` lines joined by ``\\n``, an event
-ends at a blank line, lines starting with ``:`` are comments/keep-alives), as the ``openai`` SDK (1.x,
+ends at a blank line, lines starting with ``:`` are comments/keep-alives), as the ``openai`` SDK (3.63,
 ``openai._streaming``) reads them: ``data: [DONE]`` ends the stream, a chunk carrying ``error`` is an error.
 Errors become the same :class:`~agents.models.ModelError` as on the SDK path (status, ``Retry-After``); there
 are no client retries here either.
@@ -33,13 +33,13 @@ POOL_SIZE = 1000
 
 
 class SSEParser:
-    """Bytes of a ``text/event-stream`` in, the ``data`` of each complete event out (``event:`` types other
-    than the default ``message`` are skipped, as the SDK does for chat completions)."""
+    """Bytes of a ``text/event-stream`` in, the ``data`` of each complete event out. Lines end in ``\n`` or
+    ``\r\n``; ``event:``, ``id:`` and ``retry:`` fields are ignored (for chat completions the SDK reads the
+    data of every event alike)."""
 
     def __init__(self) -> None:
         self._buffer = b""
         self._data: list[bytes] = []
-        self._event: bytes | None = None
 
     def feed(self, chunk: bytes) -> list[bytes]:
         out: list[bytes] = []
@@ -58,20 +58,16 @@ class SSEParser:
         return out
 
     def close(self) -> list[bytes]:
-        """The stream ended: an event not yet ended by a blank line still counts (the SDK does the same)."""
-        out: list[bytes] = []
-        if self._buffer:
-            self._line(self._buffer.rstrip(b"\r"), out)
-            self._buffer = b""
-        self._line(b"", out)
-        return out
+        """The stream ended: an event not ended by a blank line is dropped (the SSE standard; the SDK too)."""
+        self._buffer = b""
+        self._data = []
+        return []
 
     def _line(self, line: bytes, out: list[bytes]) -> None:
         if not line:
-            if self._data and self._event in (None, b"message"):
+            if self._data:
                 out.append(b"\n".join(self._data))
-            self._data = []
-            self._event = None
+                self._data = []
             return
         if line.startswith(b":"):
             return  # a comment: keep-alive
@@ -80,8 +76,6 @@ class SSEParser:
             value = value[1:]
         if name == b"data":
             self._data.append(value)
-        elif name == b"event":
-            self._event = value
 
 
 class StreamAssembler:
@@ -95,8 +89,12 @@ class StreamAssembler:
 
     def add(self, chunk: Mapping[str, Any]) -> str | None:
         """Take one chunk; its text delta (None: none)."""
-        if chunk.get("error"):
-            raise ModelError(f"model server unreachable: an error occurred during streaming: {chunk['error']}")
+        error = chunk.get("error")
+        if error:  # as the SDK: an APIError with the error's message, no status (transient)
+            message = error.get("message") if isinstance(error, dict) else None
+            if not message or not isinstance(message, str):
+                message = "An error occurred during streaming"
+            raise ModelError(f"model server unreachable: {message}")
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = Usage.from_dict(usage)
@@ -129,16 +127,16 @@ class StreamAssembler:
 
 
 def _status_message(status: int, raw: bytes) -> str:
-    """The SDK's ``APIStatusError.message``: the body's ``error.message`` when it has one, else what it said."""
-    text = raw.decode("utf-8", "replace").strip()
+    """The SDK's ``APIStatusError.message`` (openai 3.63, ``_make_status_error_from_response``): ``Error code: N``,
+    then `` - `` and the body's ``error.message`` (or top-level ``message``) when it has one."""
+    message = f"Error code: {status}"
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return text or f"Error code: {status}"
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    return f"Error code: {status} - {body}"
+        return message
+    error = body.get("error", body) if isinstance(body, dict) else None
+    text = error.get("message") if isinstance(error, dict) else None
+    return f"{message} - {text}" if isinstance(text, str) and text else message
 
 
 class FastStream:
@@ -186,13 +184,7 @@ class FastStream:
                             yield text
                     if done:
                         break
-                if not done:
-                    for data in parser.close():
-                        if data.startswith(b"[DONE]"):
-                            break
-                        text = assembler.add(orjson.loads(data))
-                        if text:
-                            yield text
+                parser.close()
         except orjson.JSONDecodeError as exc:
             raise ModelError(f"model stream sent bad JSON: {exc}") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
