@@ -183,6 +183,8 @@ class FastStream:
                         if text:
                             yield text
                     if done:
+                        async for _ in resp.content.iter_any():  # the rest (none, as a rule): the connection is reused
+                            pass
                         break
                 parser.close()
         except orjson.JSONDecodeError as exc:
