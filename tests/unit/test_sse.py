@@ -173,3 +173,15 @@ async def test_an_unreachable_server_is_transient() -> None:
         assert err.value.transient
     finally:
         await model.close()
+
+
+async def test_the_consumer_closes_a_shared_agents_model_connections(served: list[TestServer]) -> None:
+    from agents.agent import Agent
+    from agents.registry import AgentFactory
+
+    served.append(server := await serve(TOOLS))
+    model = OpenAIChat("m", base_url=str(server.make_url("/v1")), api_key="sk-unit", stream_client="fast")
+    _ = [i async for i in model.stream([{"role": "user", "content": "hi"}], [])]
+    session = model._fast_stream()._open()
+    await AgentFactory("llm", Agent("llm", model=model)).close()
+    assert session.closed
