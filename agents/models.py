@@ -7,6 +7,10 @@ turn fails as a whole, which the dispatcher retries ``GATEWAY_TURN_ATTEMPTS``
 times in all, waiting at least the server's ``Retry-After`` on a 429, then
 dead-letters: one retry budget per event, never the client's retries
 multiplied by the dispatcher's, and never a half-answer.
+
+Streamed turns are read by agents/sse.py (aiohttp + orjson, same request, items and errors) unless
+``GATEWAY_MODEL_CLIENT=sdk``: the SDK's per-chunk objects cost more CPU than a busy consumer has
+(docs/benchmarks.md, "Streamed first text").
 """
 
 from __future__ import annotations
