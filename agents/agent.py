@@ -131,6 +131,12 @@ class Agent:
                 raise AgentError(f"agent {self.name!r} has no model: pass model=... or set GATEWAY_LLM_MODEL")
             self._model = OpenAIChat(name, base_url=base_url, api_key=api_key)
 
+    async def close(self) -> None:
+        """Close the model client's connections (the consumer calls it when it stops)."""
+        close = getattr(self._model, "close", None)
+        if close is not None:
+            await close()
+
     def use_model(self, model: ChatModel) -> None:
         """Talk to ``model`` from now on (``gateway.toml``'s provider settings, agents/providers.py)."""
         self._model = model

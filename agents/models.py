@@ -7,19 +7,38 @@ turn fails as a whole, which the dispatcher retries ``GATEWAY_TURN_ATTEMPTS``
 times in all, waiting at least the server's ``Retry-After`` on a 429, then
 dead-letters: one retry budget per event, never the client's retries
 multiplied by the dispatcher's, and never a half-answer.
+
+Streamed turns are read by agents/sse.py (aiohttp + orjson, same request, items and errors) unless
+``GATEWAY_MODEL_CLIENT=sdk``: the SDK's per-chunk objects cost more CPU than a busy consumer has
+(docs/benchmarks.md, "Streamed first text").
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 import openai
 
 from agents.usage import Usage
+
+if TYPE_CHECKING:
+    from agents.sse import FastStream
+
+ModelClient = Literal["fast", "sdk"]
+#: Which client streams a turn: ``fast`` (agents/sse.py: aiohttp + orjson) or ``sdk`` (the ``openai`` SDK).
+MODEL_CLIENT_ENV = "GATEWAY_MODEL_CLIENT"
+
+
+def model_client_from_env() -> ModelClient:
+    value = os.environ.get(MODEL_CLIENT_ENV, "").strip().lower() or "fast"
+    if value not in ("fast", "sdk"):
+        raise ValueError(f"{MODEL_CLIENT_ENV} must be fast or sdk, not {value!r}")
+    return "sdk" if value == "sdk" else "fast"
 
 
 class ModelError(Exception):
@@ -42,7 +61,11 @@ class ModelError(Exception):
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
+    return parse_retry_after(exc.response.headers.get("retry-after"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (None: absent, an HTTP date, or out of range)."""
     try:
         seconds = float(value) if value is not None else None
     except ValueError:  # an HTTP date: rare from model servers; the dispatcher's own backoff applies
@@ -95,11 +118,18 @@ class OpenAIChat:
         timeout: float = 60.0,
         max_retries: int = 0,
         client: openai.AsyncOpenAI | None = None,
+        stream_client: ModelClient | None = None,
     ) -> None:
+        """``stream_client``: who streams (None: ``GATEWAY_MODEL_CLIENT``, default ``fast``); with a ``client``
+        of its own given, the SDK streams unless ``stream_client="fast"`` says otherwise."""
         self.model = model
         self._client = client or openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=max_retries
         )
+        chosen = stream_client or ("sdk" if client is not None else model_client_from_env())
+        self.stream_client: ModelClient = chosen
+        self._timeout = timeout
+        self._fast: FastStream | None = None
 
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
@@ -130,7 +160,31 @@ class OpenAIChat:
         """``stream: true``: ``chat.completion.chunk`` events, text in ``choices[0].delta.content``; tool calls
         come as fragments keyed by ``index`` (the first with ``id`` and ``function.name``, then pieces of
         ``function.arguments``); ``stream_options.include_usage`` adds a last chunk with no choices and the
-        usage. https://platform.openai.com/docs/api-reference/chat-streaming"""
+        usage. https://platform.openai.com/docs/api-reference/chat-streaming
+
+        ``stream_client="fast"`` reads the same stream with agents/sse.py (same items, same errors)."""
+        if self.stream_client == "fast":
+            async for item in self._fast_stream().stream(self._request(messages, tools)):
+                yield item
+            return
+        async for item in self._sdk_stream(messages, tools):
+            yield item
+
+    def _fast_stream(self) -> FastStream:
+        if self._fast is None:
+            from agents.sse import FastStream
+
+            headers = {k: v for k, v in self._client.auth_headers.items() if v}
+            if self._client.organization:
+                headers["OpenAI-Organization"] = self._client.organization
+            if self._client.project:
+                headers["OpenAI-Project"] = self._client.project
+            self._fast = FastStream(str(self._client.base_url), headers, timeout=self._timeout)
+        return self._fast
+
+    async def _sdk_stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> AsyncIterator[str | ModelTurn]:
         texts: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         spent: Usage | None = None
@@ -162,6 +216,8 @@ class OpenAIChat:
         yield ModelTurn(content="".join(texts) or None, tool_calls=tool_calls, usage=spent)
 
     async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
         await self._client.close()
 
 

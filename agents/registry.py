@@ -33,6 +33,14 @@ class AgentFactory:
             return self.target()
         return self.target
 
+    async def close(self) -> None:
+        """A shared agent object's ``close()``, when it has one (its model's connections)."""
+        close = None if isinstance(self.target, type) else getattr(self.target, "close", None)
+        if callable(close):
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
 
 def _check(name: str, target: Any) -> None:
     on_event = getattr(target, "on_event", None)

@@ -65,6 +65,7 @@ class ConsumerWorker:
         self._bus = bus
         self._metrics = metrics
         self._senders = senders
+        self._agents = agents
         self.pool = AgentPool(
             agents,
             store,
@@ -190,4 +191,9 @@ class ConsumerWorker:
                 await sender.close()
             except Exception as exc:
                 log.warning("sender_close_failed", error=str(exc))
+        for factory in self._agents.values():
+            try:
+                await factory.close()
+            except Exception as exc:
+                log.warning("agent_close_failed", agent=factory.name, error=str(exc))
         log.info("consumer_stopped", consumer_id=self.id)

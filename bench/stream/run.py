@@ -1,16 +1,19 @@
 """Webhook to first visible text, streaming against not streaming, in one run.
 
-    python bench/stream/run.py                                     # 2 rounds x {plain, stream}, 100 conversations
+    python bench/stream/run.py                                     # 2 rounds x {plain, fast, sdk}, 100 conversations
     python bench/stream/run.py --rounds 1 --conversations 100 --tokens 50 --gap 0.02
+    python bench/stream/run.py --rounds 1 --conversations 300 --rate 300 --modes plain,fast,sdk
 
 Each round starts `gateway dev` on RabbitMQ and Redis (its own namespace, deleted afterwards) with the built-in
-llm agent, once without streaming and once with ``GATEWAY_STREAM=1``, alternating so both see the same machine.
+llm agent, once without streaming (``plain``) and once with ``GATEWAY_STREAM=1`` per model client (``fast``:
+``GATEWAY_MODEL_CLIENT=fast``, agents/sse.py; ``sdk``: the openai SDK's stream), the order rotating each round so all
+see the same machine.
 The fake OpenAI server (a process: ``python -m tests.fakes.openai_api``) answers ``--tokens`` words, one SSE chunk
 each ``--gap`` seconds; a whole (not streamed) answer is held back just as long (``pace_whole``), as a real model
 takes as long to write it either way. The fake Slack Web API is a process too, and records every visible change of
 text with its time (``GET /_timeline``; CLOCK_MONOTONIC is shared by the processes of one machine).
 
-Load: ``--conversations`` signed Slack messages posted at once, each in its own channel (a thread of its own), so
+Load: ``--conversations`` signed Slack messages posted at once (or ``--rate`` per second), each in its own channel (a thread of its own), so
 the per-channel pacing (1 update/s, bursts of 3) is what a real conversation gets; the workspace limit is raised
 (GATEWAY_SLACK_WORKSPACE_RATE=100000) so that 100 conversations of one workspace do not measure that bucket.
 First visible text = the fake's first step for the conversation's channel minus the time right before its POST;
@@ -54,7 +57,11 @@ NOTABLE = frozenset(
 TOKEN = "xoxb-bench-stream"
 
 
-def env_for(slack_url: str, model_url: str, namespace: str, stream: bool) -> dict[str, str]:
+MODES = ("plain", "fast", "sdk")
+
+
+def env_for(slack_url: str, model_url: str, namespace: str, mode: str) -> dict[str, str]:
+    stream = mode != "plain"
     return {
         "GATEWAY_NAMESPACE": namespace,
         "AMQP_URL": AMQP_URL,
@@ -68,6 +75,7 @@ def env_for(slack_url: str, model_url: str, namespace: str, stream: bool) -> dic
         "GATEWAY_LLM_MODEL": "gpt-4o-mini",
         "GATEWAY_DEFAULT_AGENT": "llm",
         "GATEWAY_STREAM": "1" if stream else "0",
+        "GATEWAY_MODEL_CLIENT": mode if stream else "fast",
         "GATEWAY_TYPING_EVERY": "0",
         "GATEWAY_LOG_FORMAT": "json",
     }
@@ -94,12 +102,12 @@ async def warm_up(session: aiohttp.ClientSession, url: str, slack_root: str, lab
         await asyncio.sleep(0.1)
 
 
-async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bool, label: str) -> dict[str, Any]:
+async def one_round(args: argparse.Namespace, slack: Any, model: Any, mode: str, label: str) -> dict[str, Any]:
     namespace = f"bench-stream-{uuid.uuid4().hex[:8]}"
     answer = " ".join(f"tok{i}" for i in range(args.tokens))
     await model.post_control("/_config", {"stream_delay": args.gap, "pace_whole": True, "answer": answer})
     await slack.reset()
-    env = env_for(slack.base_url, model.root_url, namespace, stream)
+    env = env_for(slack.base_url, model.root_url, namespace, mode)
     if args.split:  # ingress and consumer in processes of their own
         gw = await GatewayProcess("serve", env).start(timeout=30)
         consumer = await GatewayProcess("consume", env, name="consume").start(timeout=30)
@@ -110,6 +118,8 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
     retried = [0]
     assert gw.proc is not None
     assert consumer.proc is not None
+    if args.pid_file:
+        Path(args.pid_file).write_text(f"{consumer.proc.pid}\n")
     pids = {"gateway": gw.proc.pid, "consumer": consumer.proc.pid, "fake_openai": model.pid, "fake_slack": slack.pid}
     try:
         async with aiohttp.ClientSession() as session:
@@ -130,7 +140,12 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
                     await asyncio.sleep(0.2 * (attempt + 1))
                 raise RuntimeError(f"POST answered {resp.status} ten times")
 
-            await asyncio.gather(*(ask(i) for i in range(args.conversations)))
+            async def paced(i: int) -> None:
+                if args.rate > 0:
+                    await asyncio.sleep(max(0.0, wall + i / args.rate - time.monotonic()))
+                await ask(i)
+
+            await asyncio.gather(*(paced(i) for i in range(args.conversations)))
             deadline = time.monotonic() + args.timeout
             while True:
                 steps = await timeline(session, slack.root_url)
@@ -174,7 +189,8 @@ async def one_round(args: argparse.Namespace, slack: Any, model: Any, stream: bo
         if c.method.startswith("chat."):
             methods[c.method] = methods.get(c.method, 0) + 1
     return {
-        "mode": "stream" if stream else "plain",
+        "mode": mode,
+        "rate": args.rate or "at once",
         "processes": "serve+consume" if args.split else "dev",
         "conversations": len(sent),
         "answered": len(final),
@@ -199,15 +215,22 @@ async def main() -> None:
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between two streamed tokens")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--split", action="store_true", help="gateway serve + gateway consume instead of dev")
+    parser.add_argument("--rate", type=float, default=0.0, help="messages per second (0: all at once)")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, of: plain, fast, sdk")
+    parser.add_argument("--pid-file", help="write each round's consumer pid here (for py-spy)")
     args = parser.parse_args()
     print(json.dumps({"machine": machine_info(), "args": vars(args)}), flush=True)
     async with (
         run_fake("tests.fakes.slack_api", "--token", TOKEN) as slack,
         run_fake("tests.fakes.openai_api", "--api-key", "sk-bench-stream") as model,
     ):
+        modes = [m for m in args.modes.split(",") if m]
+        if not modes or set(modes) - set(MODES):
+            parser.error(f"--modes: of {', '.join(MODES)}")
         for r in range(args.rounds):
-            for stream in (False, True) if r % 2 == 0 else (True, False):
-                result = await one_round(args, slack, model, stream, f"{r}{int(stream)}")
+            for k in range(len(modes)):
+                mode = modes[(r + k) % len(modes)]
+                result = await one_round(args, slack, model, mode, f"{r}{mode[0]}")
                 print(json.dumps({"round": r, **result}), flush=True)
 
 

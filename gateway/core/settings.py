@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     llm_model: str | None = Field(None, validation_alias=_env("GATEWAY_LLM_MODEL"))
     llm_instructions: str | None = Field(None, validation_alias=_env("GATEWAY_LLM_INSTRUCTIONS"))
+    #: Who streams an OpenAI-compatible model's answer: ``fast`` (agents/sse.py, aiohttp + orjson) or ``sdk``
+    #: (the ``openai`` SDK). Read by agents/models.py from the environment (providers build models without Settings).
+    model_client: Literal["fast", "sdk"] = Field("fast", validation_alias=_env("GATEWAY_MODEL_CLIENT"))
 
     log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("GATEWAY_LOG_FORMAT"))
     log_level: str = Field("info", validation_alias=_env("GATEWAY_LOG_LEVEL"))
