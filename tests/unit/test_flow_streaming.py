@@ -13,10 +13,10 @@ from pydantic import BaseModel, Field
 from agents import Flow, ModelTurn, Step, ToolCall, TurnContext
 from agents.context import SessionContext
 from agents.flows import state as flow_state
-from gateway.core.events import Event, EventKind, OutboundMessage, ReplyAddress
+from gateway.core.events import OutboundMessage
 from gateway.core.store.memory import MemoryStore
+from tests.unit.test_flows import KEY, thread_message
 
-KEY = "slack:T:C:1"
 WORDS = "Sorry to hear that! What happened to it?"
 
 
@@ -63,17 +63,7 @@ def flow(model: StreamingModel) -> Flow:
 
 
 def ctx_for(store: MemoryStore, text: str, event_id: str, *, stream: bool) -> TurnContext:
-    event = Event(
-        id=event_id,
-        platform="slack",
-        delivery_id=f"Ev{event_id}",
-        kind=EventKind.MESSAGE,
-        conversation_key=KEY,
-        text=text,
-        stream=stream,
-        reply_to=ReplyAddress(platform="slack", bot="T", channel="C", thread="1"),
-        message_ref=f"slack:T:C:{event_id}",
-    )
+    event = thread_message(text, event_id, stream=stream)
     shown: list[OutboundMessage] = []
 
     async def send_now(message: OutboundMessage) -> None:

@@ -24,6 +24,21 @@ from tests.fakes.openai_api import FakeOpenAI
 KEY = "slack:T:C:1"
 
 
+def thread_message(text: str, event_id: str, *, stream: bool = False) -> Event:
+    """A Slack message event in the test conversation's thread (tests/unit/test_flow_streaming.py uses it too)."""
+    return Event(
+        id=event_id,
+        platform="slack",
+        delivery_id=f"Ev{event_id}",
+        kind=EventKind.MESSAGE,
+        conversation_key=KEY,
+        text=text,
+        stream=stream,
+        reply_to=ReplyAddress(platform="slack", bot="T", channel="C", thread="1"),
+        message_ref=f"slack:T:C:{event_id}",
+    )
+
+
 class Model:
     """A chat model that answers from a list, and keeps what it was asked."""
 
@@ -51,16 +66,7 @@ class Chat:
 
     def ctx(self, *texts: str, ids: list[str] | None = None) -> TurnContext:
         events = [
-            Event(
-                id=event_id,
-                platform="slack",
-                delivery_id=f"Ev{event_id}",
-                kind=EventKind.MESSAGE,
-                conversation_key=KEY,
-                text=text,
-                reply_to=ReplyAddress(platform="slack", bot="T", channel="C", thread="1"),
-                message_ref=f"slack:T:C:{event_id}",
-            )
+            thread_message(text, event_id)
             for text, event_id in zip(texts, ids or [f"e{next(self.ids)}" for _ in texts], strict=True)
         ]
 
